@@ -1,1 +1,58 @@
-fn main(){}
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+/// Gatehouse's runtime host: serves the components a manifest names.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The manifest (TOML) naming components, databases and limits.
+    #[arg(long, env = "GATEHOUSE_HOST_MANIFEST", default_value = "deploy/host.toml")]
+    manifest: PathBuf,
+    /// Check the manifest and exit without serving.
+    #[arg(long)]
+    check: bool,
+    /// Override the manifest's listen address.
+    #[arg(long, env = "GATEHOUSE_HOST_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut manifest = host::Manifest::load(&args.manifest)?;
+    if let Some(listen) = args.listen {
+        manifest.server.listen = listen;
+    }
+    if args.check {
+        for (name, component) in &manifest.component {
+            component.resolve_variables(name, |k| std::env::var(k).ok())?;
+            anyhow::ensure!(component.file.is_file(), "component `{name}`: no file at {}", component.file.display());
+        }
+        manifest.database_urls()?;
+        println!("{}: ok", args.manifest.display());
+        return Ok(());
+    }
+    let runtime = host::prepare(&manifest, |k| std::env::var(k).ok()).await?;
+    let listener = tokio::net::TcpListener::bind(manifest.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "host listening");
+    host::server::serve(runtime, listener, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,1 +1,87 @@
-fn main(){}
+//! Gatehouse's edge proxy, on Pingora: routes by path prefix, verifies
+//! bearer tokens before any upstream is contacted, and passes the verified
+//! identity on in `x-gatehouse-user-id`.
+
+mod config;
+mod gateway;
+mod routing;
+mod token;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use pingora::lb::LoadBalancer;
+use pingora::lb::health_check::TcpHealthCheck;
+use pingora::server::Server;
+use pingora::server::configuration::ServerConf;
+use pingora::services::background::background_service;
+
+use crate::config::ProxyConfig;
+use crate::gateway::Gateway;
+use crate::routing::RouteTable;
+use crate::token::TokenVerifier;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Gatehouse's edge proxy")]
+struct Args {
+    /// The proxy's configuration (TOML).
+    #[arg(long, env = "GATEHOUSE_PROXY_CONFIG", default_value = "deploy/proxy.toml")]
+    config: PathBuf,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check: bool,
+    /// Override the configured listen address.
+    #[arg(long, env = "GATEHOUSE_PROXY_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "GATEHOUSE_PROXY_THREADS")]
+    threads: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::parse();
+    let mut config = ProxyConfig::load(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let secret = config.jwt_secret(|k| std::env::var(k).ok())?;
+    if args.check {
+        println!("{}: ok", args.config.display());
+        return Ok(());
+    }
+
+    let mut conf = ServerConf::default();
+    conf.threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    conf.grace_period_seconds = Some(0);
+    conf.graceful_shutdown_timeout_seconds = Some(5);
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut upstreams = BTreeMap::new();
+    for (name, upstream) in &config.upstream {
+        let mut lb = LoadBalancer::try_from_iter(upstream.addresses.iter().map(String::as_str))
+            .with_context(|| format!("upstream `{name}`: bad address"))?;
+        lb.set_health_check(TcpHealthCheck::new());
+        lb.health_check_frequency = Some(Duration::from_secs(upstream.health_check_seconds));
+        let service = background_service(&format!("health check: {name}"), lb);
+        upstreams.insert(name.clone(), service.task());
+        server.add_service(service);
+    }
+
+    let gateway = Gateway {
+        routes: RouteTable::new(config.route.clone()),
+        upstreams,
+        verifier: TokenVerifier::new(secret.as_bytes(), config.jwt.leeway_seconds),
+    };
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
+    proxy.add_tcp(&config.listen.to_string());
+    server.add_service(proxy);
+    tracing::info!(address = %config.listen, "proxy listening");
+    server.run_forever()
+}

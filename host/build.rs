@@ -1,0 +1,83 @@
+//! Assembles the WIT the host's bindings are generated from: our own world in
+//! `wit/host.wit`, plus the upstream interfaces it imports, taken from the
+//! spin-sdk crate that the plugins' lock file pins. Nothing upstream is
+//! copied into the repository, and the host cannot drift from the SDK.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs};
+
+/// Upstream WIT files the world imports: (file in spin-sdk's `wit/deps`,
+/// folder under our `deps`, package line to prepend when the upstream file
+/// declares its package in a sibling file we do not take).
+const UPSTREAM: &[(&str, &str, Option<&str>)] = &[
+    ("spin-postgres@4.0.0/postgres.wit", "spin-postgres", None),
+    ("spin@2.0.0/variables.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap();
+    let plugins_manifest = root.join("plugins/Cargo.toml");
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", root.join("plugins/Cargo.lock").display());
+
+    let sdk_wit = spin_sdk_wit_dir(&plugins_manifest);
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let wit_dir = out_dir.join("wit");
+    let _ = fs::remove_dir_all(&wit_dir);
+    fs::create_dir_all(&wit_dir).unwrap();
+    fs::copy(root.join("wit/host.wit"), wit_dir.join("host.wit")).unwrap();
+    for (file, folder, package_line) in UPSTREAM {
+        let source = sdk_wit.join("deps").join(file);
+        let text = fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
+        let text = match package_line {
+            Some(line) => format!("{line}\n\n{text}"),
+            None => text,
+        };
+        let dest = wit_dir.join("deps").join(folder);
+        fs::create_dir_all(&dest).unwrap();
+        fs::write(dest.join(Path::new(file).file_name().unwrap()), text).unwrap();
+    }
+
+    let bindings = format!(
+        r#"wasmtime::component::bindgen!({{
+    path: {path:?},
+    world: "gatehouse:host/service-imports",
+    imports: {{ default: async | trappable | tracing }},
+    with: {{
+        "spin:postgres/postgres.connection": crate::postgres::GuestConnection,
+    }},
+    require_store_data_send: true,
+}});
+"#,
+        path = wit_dir.display().to_string()
+    );
+    fs::write(out_dir.join("bindings.rs"), bindings).unwrap();
+}
+
+/// The `wit` folder of the spin-sdk package the plugins depend on, found with
+/// `cargo metadata` (which downloads the crate if it is not cached yet).
+fn spin_sdk_wit_dir(plugins_manifest: &Path) -> PathBuf {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+        .arg(plugins_manifest)
+        .output()
+        .expect("running cargo metadata for the plugins");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let manifest_path = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "spin-sdk")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("the plugins depend on spin-sdk");
+    Path::new(manifest_path).parent().unwrap().join("wit")
+}

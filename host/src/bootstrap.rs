@@ -1,0 +1,68 @@
+//! Start-up work on the databases: connecting the pools, applying each
+//! database's migrations, and creating the first superuser.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{DatabaseConfig, Limits};
+
+/// Cost of the bcrypt hash stored for passwords (the original's default).
+pub const BCRYPT_COST: u32 = 12;
+
+/// Connects one pool per database. A statement never outlives a request's
+/// time budget: the limit is a session default, so a guest cannot lift it
+/// for the next request by accident.
+pub async fn connect_pools(
+    databases: &BTreeMap<String, DatabaseConfig>,
+    urls: &BTreeMap<String, String>,
+    limits: &Limits,
+) -> anyhow::Result<BTreeMap<String, PgPool>> {
+    let mut pools = BTreeMap::new();
+    for (name, config) in databases {
+        let options: PgConnectOptions =
+            urls[name].parse().with_context(|| format!("database `{name}`: invalid URL"))?;
+        let options = options.options([("statement_timeout", limits.timeout_ms.to_string())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("database `{name}`: cannot connect"))?;
+        if let Some(dir) = &config.migrations {
+            let migrator = sqlx::migrate::Migrator::new(dir.as_path())
+                .await
+                .with_context(|| format!("database `{name}`: cannot read migrations in {}", dir.display()))?;
+            migrator.run(&pool).await.with_context(|| format!("database `{name}`: migrations failed"))?;
+            tracing::info!(database = %name, migrations = migrator.iter().count(), "schema up to date");
+        }
+        pools.insert(name.clone(), pool);
+    }
+    Ok(pools)
+}
+
+/// Creates the superuser `email` with `password` unless a user with that
+/// email exists. Returns whether it was created.
+pub async fn ensure_first_superuser(pool: &PgPool, email: &str, password: &str) -> anyhow::Result<bool> {
+    let exists: bool = sqlx::query_scalar(r#"SELECT EXISTS (SELECT 1 FROM "user" WHERE email = $1)"#)
+        .bind(email)
+        .fetch_one(pool)
+        .await?;
+    if exists {
+        return Ok(false);
+    }
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST)).await??;
+    let inserted = sqlx::query(
+        r#"INSERT INTO "user" (email, hashed_password, is_active, is_superuser)
+           VALUES ($1, $2, true, true) ON CONFLICT (email) DO NOTHING"#,
+    )
+    .bind(email)
+    .bind(hash)
+    .execute(pool)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}

@@ -1,0 +1,349 @@
+//! The host's manifest: which components it serves under which route
+//! prefixes, which databases each may open, and the variables each may read.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8081"
+//!
+//! [limits]
+//! memory_bytes = 67108864   # linear memory a single instance may grow to
+//! timeout_ms = 10000        # wall-clock budget of one request in a guest
+//! max_concurrent_requests = 256
+//!
+//! [database.app]
+//! url_env = "DATABASE_URL"  # the URL stays in the host; guests say "app"
+//! migrations = "../plugins/migrations"
+//! max_connections = 16
+//!
+//! [bootstrap]               # optional: the first superuser, as the
+//! database = "app"          # original services created it at start-up
+//!
+//! [component.auth]
+//! route = "/auth"
+//! file = "../target/wasm32-wasip2/release/auth.wasm"
+//! databases = ["app"]
+//! [component.auth.variables]
+//! database = "app"
+//! secret_key = { env = "SECRET_KEY" }
+//! access_token_expire_minutes = "11520"
+//! ```
+//!
+//! Relative paths are taken from the manifest's folder. Unknown keys are
+//! errors, so a misspelt setting never passes silently.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read manifest {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid manifest {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("component `{component}`: {problem}")]
+    Component { component: String, problem: String },
+    #[error("database `{database}`: environment variable {env} is not set")]
+    MissingDatabaseUrl { database: String, env: String },
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Databases the host connects to, by the name guests open them with.
+    #[serde(default)]
+    pub database: BTreeMap<String, DatabaseConfig>,
+    /// Optional start-up work: the first superuser.
+    pub bootstrap: Option<BootstrapConfig>,
+    /// Components by name.
+    #[serde(default)]
+    pub component: BTreeMap<String, ComponentConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the host listens on; the proxy is its only intended client.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+
+/// What one guest may consume: the host stays up whatever a guest does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest linear memory (bytes) an instance may grow to; a guest
+    /// allocating past it fails its request, not the host.
+    #[serde(default = "default_memory_bytes")]
+    pub memory_bytes: usize,
+    /// Wall-clock budget (milliseconds) for a request inside a guest; a guest
+    /// still running after it is interrupted and the client gets 504.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Requests served at once; more wait for a slot.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Largest request body (bytes) accepted; larger ones get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: default_memory_bytes(),
+            timeout_ms: default_timeout_ms(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+fn default_memory_bytes() -> usize {
+    64 << 20
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_concurrent_requests() -> usize {
+    256
+}
+fn default_max_body_bytes() -> u64 {
+    1 << 20
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Environment variable holding the connection URL. The URL, and any
+    /// password in it, never reaches a guest.
+    #[serde(default = "default_url_env")]
+    pub url_env: String,
+    /// Folder of sqlx migrations applied at start-up, if any.
+    pub migrations: Option<PathBuf>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long `connection.open` waits for a free pooled connection.
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+}
+
+fn default_url_env() -> String {
+    "DATABASE_URL".into()
+}
+fn default_max_connections() -> u32 {
+    16
+}
+fn default_acquire_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Creates the first superuser at start-up from `FIRST_SUPERUSER` and
+/// `FIRST_SUPERUSER_PASSWORD`, if both are set and no user has that email.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// The database holding the `user` table.
+    pub database: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Path prefix the component is mounted at (`/auth`). The host removes
+    /// it, so the component sees `/api/v1/...` as the original services did.
+    pub route: String,
+    /// The component file (`.wasm`), exporting `wasi:http/incoming-handler`.
+    pub file: PathBuf,
+    /// Databases (names from `[database]`) the component may open.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Variables the component may read with `fermyon:spin/variables`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableSource>,
+}
+
+/// A variable's value: written in the manifest, or read from the host's
+/// environment at start-up (for secrets), with an optional fallback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum VariableSource {
+    Literal(String),
+    Env {
+        env: String,
+        #[serde(default)]
+        default: Option<String>,
+    },
+}
+
+impl Manifest {
+    /// Reads and checks a manifest, resolving relative paths against its
+    /// folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.into(), source },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut manifest: Manifest = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), source: Box::new(e) })?;
+        for db in manifest.database.values_mut() {
+            if let Some(dir) = &mut db.migrations {
+                *dir = base.join(&*dir);
+            }
+        }
+        for component in manifest.component.values_mut() {
+            component.file = base.join(&component.file);
+        }
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut routes = BTreeMap::new();
+        for (name, component) in &self.component {
+            let problem = |problem: String| ConfigError::Component { component: name.clone(), problem };
+            let route = &component.route;
+            if !route.starts_with('/') || (route.len() > 1 && route.ends_with('/')) {
+                return Err(problem(format!("route `{route}` must start with `/` and not end with one")));
+            }
+            if let Some(other) = routes.insert(route.clone(), name.clone()) {
+                return Err(problem(format!("route `{route}` is already taken by `{other}`")));
+            }
+            for db in &component.databases {
+                if !self.database.contains_key(db) {
+                    return Err(problem(format!("database `{db}` is not declared under [database]")));
+                }
+            }
+        }
+        if let Some(bootstrap) = &self.bootstrap
+            && !self.database.contains_key(&bootstrap.database)
+        {
+            return Err(ConfigError::Bootstrap(format!(
+                "database `{}` is not declared under [database]",
+                bootstrap.database
+            )));
+        }
+        Ok(())
+    }
+
+    /// The URL of each database, read from the environment.
+    pub fn database_urls(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+        self.database
+            .iter()
+            .map(|(name, db)| {
+                std::env::var(&db.url_env)
+                    .map(|url| (name.clone(), url))
+                    .map_err(|_| ConfigError::MissingDatabaseUrl { database: name.clone(), env: db.url_env.clone() })
+            })
+            .collect()
+    }
+}
+
+impl ComponentConfig {
+    /// Resolves every variable to its value now, so a missing secret stops
+    /// start-up instead of failing a request later.
+    pub fn resolve_variables(
+        &self,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        self.variables
+            .iter()
+            .map(|(key, source)| {
+                let value = match source {
+                    VariableSource::Literal(value) => Some(value.clone()),
+                    VariableSource::Env { env: var, default } => env(var).or_else(|| default.clone()),
+                };
+                value.map(|v| (key.clone(), v)).ok_or_else(|| ConfigError::Component {
+                    component: name.into(),
+                    problem: format!("variable `{key}` needs an environment variable that is not set"),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+        [database.app]
+        migrations = "migrations"
+        [component.items]
+        route = "/items"
+        file = "items.wasm"
+        databases = ["app"]
+        [component.items.variables]
+        database = "app"
+        secret = { env = "ITEMS_SECRET" }
+        fallback = { env = "UNSET_FOR_TEST", default = "d" }
+    "#;
+
+    #[test]
+    fn relative_paths_follow_the_manifest() {
+        let m = Manifest::parse(MANIFEST, Path::new("/etc/gatehouse")).unwrap();
+        assert_eq!(m.component["items"].file, Path::new("/etc/gatehouse/items.wasm"));
+        assert_eq!(m.database["app"].migrations.as_deref(), Some(Path::new("/etc/gatehouse/migrations")));
+        assert_eq!(m.server.listen.port(), 8081);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = MANIFEST.replace("route = \"/items\"", "route = \"/items\"\nrotue = \"/x\"");
+        let err = Manifest::parse(&text, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("rotue"), "{err}");
+    }
+
+    #[test]
+    fn undeclared_database_is_rejected() {
+        let text = MANIFEST.replace("databases = [\"app\"]", "databases = [\"other\"]");
+        let err = Manifest::parse(&text, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("database `other`"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_and_malformed_routes_are_rejected() {
+        let dup = format!("{MANIFEST}\n[component.again]\nroute = \"/items\"\nfile = \"x.wasm\"\n");
+        assert!(Manifest::parse(&dup, Path::new(".")).unwrap_err().to_string().contains("already taken"));
+        let bad = MANIFEST.replace("route = \"/items\"", "route = \"items/\"");
+        assert!(Manifest::parse(&bad, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn variables_resolve_from_env_then_default() {
+        let m = Manifest::parse(MANIFEST, Path::new(".")).unwrap();
+        let items = &m.component["items"];
+        let env = |k: &str| (k == "ITEMS_SECRET").then(|| "s3cret".to_string());
+        let vars = items.resolve_variables("items", env).unwrap();
+        assert_eq!(vars["secret"], "s3cret");
+        assert_eq!(vars["fallback"], "d");
+        assert_eq!(vars["database"], "app");
+        let err = items.resolve_variables("items", |_| None).unwrap_err().to_string();
+        assert!(err.contains("variable `secret`"), "{err}");
+    }
+}

@@ -1,0 +1,439 @@
+//! `spin:postgres/postgres@4.0.0` on a sqlx pool the host owns.
+//!
+//! A guest opens a connection by the *name* of a database its manifest entry
+//! grants ("app"); the URL and its credentials stay in the host. Each open
+//! connection holds one pooled connection, so a guest's `BEGIN` ... `COMMIT`
+//! run on the same session. Errors the guest caused (bad SQL, bad parameters,
+//! an ungranted name) come back as WIT `error` values and never trap.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::types::{Oid, PgInterval, PgRange};
+use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo, PgValueRef};
+use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, TypeInfo, ValueRef};
+use wasmtime::component::{HasData, Resource, ResourceTable};
+
+use crate::bindings::spin::postgres::postgres::{
+    self as wit, DbDataType, DbError, DbValue, Error, ParameterValue, QueryError, RangeBoundKind, RowSet,
+};
+
+/// The pools one component may use, by the names its manifest grants.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseGrants {
+    pools: Arc<BTreeMap<String, PgPool>>,
+}
+
+impl DatabaseGrants {
+    pub fn new(pools: BTreeMap<String, PgPool>) -> Self {
+        Self { pools: Arc::new(pools) }
+    }
+}
+
+/// A guest's open connection: one pooled session, lent for as long as the
+/// guest holds the resource.
+pub struct GuestConnection {
+    conn: PoolConnection<Postgres>,
+    /// Whether the guest may have left a transaction open. Such a session
+    /// is closed rather than handed to the next request.
+    in_transaction: bool,
+}
+
+impl Drop for GuestConnection {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// What the postgres interface needs from a request's store.
+pub struct PostgresView<'a> {
+    pub table: &'a mut ResourceTable,
+    pub grants: &'a DatabaseGrants,
+}
+
+/// Marks [`PostgresView`] as the data the generated `add_to_linker` hands
+/// the implementation.
+pub struct HasPostgres;
+
+impl HasData for HasPostgres {
+    type Data<'a> = PostgresView<'a>;
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    view: fn(&mut T) -> PostgresView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasPostgres>(linker, view)
+}
+
+impl wit::Host for PostgresView<'_> {}
+
+impl wit::HostConnection for PostgresView<'_> {
+    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        let Some(pool) = self.grants.pools.get(&address) else {
+            return Ok(Err(Error::ConnectionFailed(format!(
+                "database `{address}` is not granted to this component"
+            ))));
+        };
+        let conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(database = %address, error = %e, "no database connection for a guest");
+                return Ok(Err(Error::ConnectionFailed("database unavailable".into())));
+            }
+        };
+        let resource = self.table.push(GuestConnection { conn, in_transaction: false })?;
+        Ok(Ok(resource))
+    }
+
+    async fn query(
+        &mut self,
+        conn: Resource<GuestConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let guest = self.table.get_mut(&conn)?;
+        Ok(run_query(guest, &statement, params).await)
+    }
+
+    async fn execute(
+        &mut self,
+        conn: Resource<GuestConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let guest = self.table.get_mut(&conn)?;
+        Ok(run_execute(guest, &statement, params).await)
+    }
+
+    async fn drop(&mut self, conn: Resource<GuestConnection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        Ok(())
+    }
+}
+
+async fn run_query(guest: &mut GuestConnection, statement: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
+    let args = bind_parameters(params)?;
+    track_transaction(guest, statement);
+    let rows = sqlx::query_with(statement, args).fetch_all(&mut *guest.conn).await.map_err(query_error)?;
+    let columns = match rows.first() {
+        Some(row) => row.columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
+        // Without a row there are no column descriptions to read; ask for them.
+        None => {
+            let described = (&mut *guest.conn).describe(statement).await.map_err(query_error)?;
+            described.columns().iter().map(|c| column(c.name(), c.type_info())).collect()
+        }
+    };
+    let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+    Ok(RowSet { columns, rows })
+}
+
+async fn run_execute(guest: &mut GuestConnection, statement: &str, params: Vec<ParameterValue>) -> Result<u64, Error> {
+    let args = bind_parameters(params)?;
+    track_transaction(guest, statement);
+    let done = sqlx::query_with(statement, args).execute(&mut *guest.conn).await.map_err(query_error)?;
+    Ok(done.rows_affected())
+}
+
+/// Notes whether a statement opens or ends a transaction, by its first word.
+fn track_transaction(guest: &mut GuestConnection, statement: &str) {
+    if let Some(open) = transaction_effect(statement) {
+        guest.in_transaction = open;
+    }
+}
+
+/// `Some(true)` for a statement that opens a transaction, `Some(false)` for
+/// one that ends it, `None` otherwise.
+fn transaction_effect(statement: &str) -> Option<bool> {
+    let mut words = statement.split_whitespace().map(|w| w.trim_end_matches(';').to_ascii_uppercase());
+    match words.next()?.as_str() {
+        "BEGIN" | "START" => Some(true),
+        "COMMIT" | "END" | "ABORT" => Some(false),
+        // ROLLBACK TO SAVEPOINT stays inside the transaction.
+        "ROLLBACK" => (words.next().as_deref() != Some("TO")).then_some(false),
+        _ => None,
+    }
+}
+
+fn query_error(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) => {
+            let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+            Error::QueryFailed(QueryError::DbError(DbError {
+                as_text: db.to_string(),
+                severity: pg.map(|p| format!("{:?}", p.severity()).to_uppercase()).unwrap_or_default(),
+                code: db.code().map(|c| c.into_owned()).unwrap_or_default(),
+                message: db.message().to_owned(),
+                detail: pg.and_then(|p| p.detail().map(str::to_owned)),
+                extras: Vec::new(),
+            }))
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            tracing::warn!(error = %e, "database connection lost during a guest query");
+            Error::ConnectionFailed("database unavailable".into())
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Error::ValueConversionFailed(e.to_string()),
+        other => Error::QueryFailed(QueryError::Text(other.to_string())),
+    }
+}
+
+/// A SQL NULL whose type the server infers from context (OID 0), so a null
+/// fits a column of any type.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+fn bad(index: usize, what: impl std::fmt::Display) -> Error {
+    Error::BadParameter(format!("parameter ${}: {what}", index + 1))
+}
+
+fn bind_parameters(params: Vec<ParameterValue>) -> Result<PgArguments, Error> {
+    let mut args = PgArguments::default();
+    for (i, param) in params.into_iter().enumerate() {
+        let added = match param {
+            ParameterValue::Boolean(v) => args.add(v),
+            ParameterValue::Int8(v) => args.add(v),
+            ParameterValue::Int16(v) => args.add(v),
+            ParameterValue::Int32(v) => args.add(v),
+            ParameterValue::Int64(v) => args.add(v),
+            ParameterValue::Floating32(v) => args.add(v),
+            ParameterValue::Floating64(v) => args.add(v),
+            ParameterValue::Str(v) => args.add(v),
+            ParameterValue::Binary(v) => args.add(v),
+            ParameterValue::Date((y, m, d)) => args.add(date(y, m, d).ok_or_else(|| bad(i, "invalid date"))?),
+            ParameterValue::Time((h, m, s, ns)) => args.add(time(h, m, s, ns).ok_or_else(|| bad(i, "invalid time"))?),
+            ParameterValue::Datetime((y, mo, d, h, mi, s, ns)) => {
+                let dt = date(y, mo, d).zip(time(h, mi, s, ns)).ok_or_else(|| bad(i, "invalid datetime"))?;
+                args.add(dt.0.and_time(dt.1))
+            }
+            ParameterValue::Timestamp(secs) => {
+                args.add(chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| bad(i, "timestamp out of range"))?)
+            }
+            ParameterValue::Uuid(v) => args.add(uuid::Uuid::parse_str(&v).map_err(|e| bad(i, e))?),
+            ParameterValue::Jsonb(bytes) => {
+                let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(i, e))?;
+                args.add(sqlx::types::Json(value))
+            }
+            ParameterValue::Decimal(v) => args.add(parse_decimal(&v).map_err(|e| bad(i, e))?),
+            ParameterValue::RangeInt32((lower, upper)) => args.add(range(lower, upper)),
+            ParameterValue::RangeInt64((lower, upper)) => args.add(range(lower, upper)),
+            ParameterValue::RangeDecimal((lower, upper)) => {
+                let parse = |b: Option<(String, RangeBoundKind)>| {
+                    b.map(|(v, k)| parse_decimal(&v).map(|d| (d, k))).transpose().map_err(|e| bad(i, e))
+                };
+                args.add(range(parse(lower)?, parse(upper)?))
+            }
+            ParameterValue::ArrayInt32(v) => args.add(v),
+            ParameterValue::ArrayInt64(v) => args.add(v),
+            ParameterValue::ArrayDecimal(v) => args.add(
+                v.iter()
+                    .map(|d| d.as_deref().map(parse_decimal).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(i, e))?,
+            ),
+            ParameterValue::ArrayStr(v) => args.add(v),
+            ParameterValue::Interval(v) => {
+                args.add(PgInterval { months: v.months, days: v.days, microseconds: v.micros })
+            }
+            ParameterValue::DbNull => args.add(UntypedNull),
+        };
+        added.map_err(|e| bad(i, e))?;
+    }
+    Ok(args)
+}
+
+fn parse_decimal(text: &str) -> Result<rust_decimal::Decimal, rust_decimal::Error> {
+    text.parse()
+}
+
+fn date(y: i32, m: u8, d: u8) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into())
+}
+
+fn time(h: u8, m: u8, s: u8, ns: u32) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns)
+}
+
+fn range<T>(lower: Option<(T, RangeBoundKind)>, upper: Option<(T, RangeBoundKind)>) -> PgRange<T> {
+    use std::ops::Bound;
+    let bound = |b: Option<(T, RangeBoundKind)>| match b {
+        None => Bound::Unbounded,
+        Some((v, RangeBoundKind::Inclusive)) => Bound::Included(v),
+        Some((v, RangeBoundKind::Exclusive)) => Bound::Excluded(v),
+    };
+    PgRange { start: bound(lower), end: bound(upper) }
+}
+
+fn unrange<T, U>(bound: std::ops::Bound<T>, f: impl Fn(T) -> U) -> Option<(U, RangeBoundKind)> {
+    use std::ops::Bound;
+    match bound {
+        Bound::Unbounded => None,
+        Bound::Included(v) => Some((f(v), RangeBoundKind::Inclusive)),
+        Bound::Excluded(v) => Some((f(v), RangeBoundKind::Exclusive)),
+    }
+}
+
+fn column(name: &str, type_info: &PgTypeInfo) -> wit::Column {
+    wit::Column { name: name.to_owned(), data_type: data_type(type_info) }
+}
+
+/// The WIT type of a PostgreSQL column type.
+fn data_type(type_info: &PgTypeInfo) -> DbDataType {
+    match type_info.name() {
+        "BOOL" => DbDataType::Boolean,
+        "\"CHAR\"" => DbDataType::Int8,
+        "INT2" => DbDataType::Int16,
+        "INT4" => DbDataType::Int32,
+        "INT8" => DbDataType::Int64,
+        "FLOAT4" => DbDataType::Floating32,
+        "FLOAT8" => DbDataType::Floating64,
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" => DbDataType::Str,
+        "BYTEA" => DbDataType::Binary,
+        "DATE" => DbDataType::Date,
+        "TIME" => DbDataType::Time,
+        // Date-times cross the interface as UTC without a zone.
+        "TIMESTAMP" | "TIMESTAMPTZ" => DbDataType::Datetime,
+        "UUID" => DbDataType::Uuid,
+        "JSON" | "JSONB" => DbDataType::Jsonb,
+        "NUMERIC" => DbDataType::Decimal,
+        "INT4RANGE" => DbDataType::RangeInt32,
+        "INT8RANGE" => DbDataType::RangeInt64,
+        "NUMRANGE" => DbDataType::RangeDecimal,
+        "INT4[]" => DbDataType::ArrayInt32,
+        "INT8[]" => DbDataType::ArrayInt64,
+        "NUMERIC[]" => DbDataType::ArrayDecimal,
+        "TEXT[]" | "VARCHAR[]" => DbDataType::ArrayStr,
+        "INTERVAL" => DbDataType::Interval,
+        other => DbDataType::Other(other.to_owned()),
+    }
+}
+
+fn decode_row(row: &PgRow) -> Result<Vec<DbValue>, Error> {
+    (0..row.len()).map(|i| decode_value(row, i)).collect()
+}
+
+fn decode_value(row: &PgRow, i: usize) -> Result<DbValue, Error> {
+    let raw: PgValueRef<'_> = row.try_get_raw(i).map_err(|e| Error::ValueConversionFailed(e.to_string()))?;
+    if raw.is_null() {
+        return Ok(DbValue::DbNull);
+    }
+    let kind = data_type(&raw.type_info());
+    fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(row: &'r PgRow, i: usize) -> Result<T, Error> {
+        row.try_get_unchecked(i).map_err(|e| Error::ValueConversionFailed(e.to_string()))
+    }
+    Ok(match kind {
+        DbDataType::Boolean => DbValue::Boolean(get(row, i)?),
+        DbDataType::Int8 => DbValue::Int8(get(row, i)?),
+        DbDataType::Int16 => DbValue::Int16(get(row, i)?),
+        DbDataType::Int32 => DbValue::Int32(get(row, i)?),
+        DbDataType::Int64 => DbValue::Int64(get(row, i)?),
+        DbDataType::Floating32 => DbValue::Floating32(get(row, i)?),
+        DbDataType::Floating64 => DbValue::Floating64(get(row, i)?),
+        DbDataType::Str => DbValue::Str(get(row, i)?),
+        DbDataType::Binary => DbValue::Binary(get(row, i)?),
+        DbDataType::Date => {
+            use chrono::Datelike;
+            let d: chrono::NaiveDate = get(row, i)?;
+            DbValue::Date((d.year(), d.month() as u8, d.day() as u8))
+        }
+        DbDataType::Time => DbValue::Time(time_tuple(get(row, i)?)),
+        // `data_type` never yields Timestamp; both arrive as date-times.
+        DbDataType::Datetime | DbDataType::Timestamp => {
+            use chrono::Datelike;
+            let dt: chrono::NaiveDateTime = if raw.type_info().name() == "TIMESTAMPTZ" {
+                get::<chrono::DateTime<chrono::Utc>>(row, i)?.naive_utc()
+            } else {
+                get(row, i)?
+            };
+            let (h, mi, s, ns) = time_tuple(dt.time());
+            DbValue::Datetime((dt.year(), dt.month() as u8, dt.day() as u8, h, mi, s, ns))
+        }
+        DbDataType::Uuid => DbValue::Uuid(get::<uuid::Uuid>(row, i)?.to_string()),
+        DbDataType::Jsonb => {
+            let value: sqlx::types::JsonValue = get(row, i)?;
+            DbValue::Jsonb(serde_json::to_vec(&value).map_err(|e| Error::ValueConversionFailed(e.to_string()))?)
+        }
+        DbDataType::Decimal => DbValue::Decimal(get::<rust_decimal::Decimal>(row, i)?.to_string()),
+        DbDataType::RangeInt32 => {
+            let r: PgRange<i32> = get(row, i)?;
+            DbValue::RangeInt32((unrange(r.start, |v| v), unrange(r.end, |v| v)))
+        }
+        DbDataType::RangeInt64 => {
+            let r: PgRange<i64> = get(row, i)?;
+            DbValue::RangeInt64((unrange(r.start, |v| v), unrange(r.end, |v| v)))
+        }
+        DbDataType::RangeDecimal => {
+            let r: PgRange<rust_decimal::Decimal> = get(row, i)?;
+            let text = |d: rust_decimal::Decimal| d.to_string();
+            DbValue::RangeDecimal((unrange(r.start, text), unrange(r.end, text)))
+        }
+        DbDataType::ArrayInt32 => DbValue::ArrayInt32(get(row, i)?),
+        DbDataType::ArrayInt64 => DbValue::ArrayInt64(get(row, i)?),
+        DbDataType::ArrayDecimal => DbValue::ArrayDecimal(
+            get::<Vec<Option<rust_decimal::Decimal>>>(row, i)?
+                .into_iter()
+                .map(|d| d.map(|d| d.to_string()))
+                .collect(),
+        ),
+        DbDataType::ArrayStr => DbValue::ArrayStr(get(row, i)?),
+        DbDataType::Interval => {
+            let v: PgInterval = get(row, i)?;
+            DbValue::Interval(wit::Interval { micros: v.microseconds, days: v.days, months: v.months })
+        }
+        DbDataType::Other(_) => DbValue::Unsupported(raw.as_bytes().map(<[u8]>::to_vec).unwrap_or_default()),
+    })
+}
+
+fn time_tuple(t: chrono::NaiveTime) -> (u8, u8, u8, u32) {
+    use chrono::Timelike;
+    (t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transactions_are_tracked_by_first_word() {
+        assert_eq!(transaction_effect("begin"), Some(true));
+        assert_eq!(transaction_effect("  START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Some(true));
+        assert_eq!(transaction_effect("COMMIT;"), Some(false));
+        assert_eq!(transaction_effect("rollback"), Some(false));
+        assert_eq!(transaction_effect("ROLLBACK TO SAVEPOINT a"), None);
+        assert_eq!(transaction_effect("SELECT 1"), None);
+        assert_eq!(transaction_effect(""), None);
+    }
+
+    #[test]
+    fn malformed_parameters_are_guest_errors() {
+        let err = bind_parameters(vec![ParameterValue::Int32(1), ParameterValue::Uuid("nope".into())]).unwrap_err();
+        assert!(matches!(&err, Error::BadParameter(m) if m.starts_with("parameter $2")), "{err:?}");
+        let err = bind_parameters(vec![ParameterValue::Date((2024, 2, 30))]).unwrap_err();
+        assert!(matches!(err, Error::BadParameter(_)));
+        let err = bind_parameters(vec![ParameterValue::Decimal("1.2.3".into())]).unwrap_err();
+        assert!(matches!(err, Error::BadParameter(_)));
+    }
+
+    #[test]
+    fn column_types_map_to_wit_types() {
+        assert!(matches!(data_type(&PgTypeInfo::with_name("UUID")), DbDataType::Uuid));
+        assert!(matches!(data_type(&PgTypeInfo::with_name("TIMESTAMPTZ")), DbDataType::Datetime));
+        assert!(matches!(data_type(&PgTypeInfo::with_name("box")), DbDataType::Other(n) if n == "box"));
+    }
+}
