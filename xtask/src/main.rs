@@ -1,1 +1,335 @@
-fn main(){}
+//! The project's two commands:
+//!
+//! - `cargo xtask run`  — builds everything and serves the platform on
+//!   <http://127.0.0.1:8080>, on a private PostgreSQL unless `DATABASE_URL`
+//!   is set.
+//! - `cargo xtask test` — formatting, lints, unit tests, integration tests on
+//!   a real PostgreSQL, and the end-to-end test through proxy, host and
+//!   components.
+//!
+//! Both install what the machine lacks (when run as root on Debian) or say
+//! in one line what is missing.
+
+mod postgres;
+mod prerequisites;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::postgres::PostgresServer;
+use crate::prerequisites::{CMAKE, POSTGRESQL, ensure_packages, ensure_wasm_target};
+
+const USAGE: &str = "usage: cargo xtask <run [--release] | test | build-plugins>";
+
+/// Development defaults, printed when used. Override them in the environment.
+const DEV_FIRST_SUPERUSER: &str = "admin@example.com";
+const DEV_FIRST_SUPERUSER_PASSWORD: &str = "changethis";
+const PROXY_ADDRESS: &str = "127.0.0.1:8080";
+const HOST_ADDRESS: &str = "127.0.0.1:8081";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run_platform(args.iter().any(|a| a == "--release")),
+        Some("test") => test_everything(),
+        Some("build-plugins") => build_plugins(),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(project_root());
+    c
+}
+
+/// Runs a command, failing with its name if it fails.
+pub fn run(mut cmd: Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    check(&cmd, status)
+}
+
+/// Runs a command, showing its output only if it fails.
+pub fn run_quiet(mut cmd: Command) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        eprintln!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    check(&cmd, out.status)
+}
+
+fn check(cmd: &Command, status: ExitStatus) -> anyhow::Result<()> {
+    if !status.success() {
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+        bail!("`{} {}` failed ({status})", cmd.get_program().to_string_lossy(), args.join(" "));
+    }
+    Ok(())
+}
+
+pub fn command_succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+/// Cargo in the plugins' workspace. Cargo reads `.cargo/config.toml` from the
+/// directory it runs in, so it must run there to build for wasm32-wasip2.
+fn plugins_cargo() -> Command {
+    let mut c = cargo();
+    c.current_dir(project_root().join("plugins"));
+    c
+}
+
+fn components_dir() -> PathBuf {
+    project_root().join("target/wasm32-wasip2/release")
+}
+
+/// Builds the services as WebAssembly components (release: they are small
+/// and are run, not debugged).
+fn build_plugins() -> anyhow::Result<()> {
+    ensure_wasm_target()?;
+    step("building the plugins (wasm32-wasip2 components)");
+    let mut build = plugins_cargo();
+    build.args(["build", "--release", "--locked", "--workspace"]);
+    run(build)
+}
+
+fn run_platform(release: bool) -> anyhow::Result<()> {
+    let database_url = std::env::var("DATABASE_URL").ok();
+    let mut needed = vec![&CMAKE];
+    if database_url.is_none() {
+        needed.push(&POSTGRESQL);
+    }
+    ensure_packages(&needed)?;
+    build_plugins()?;
+    step("building the proxy and the host");
+    let mut build = cargo();
+    build.args(["build", "--locked", "-p", "proxy", "-p", "host"]);
+    if release {
+        build.arg("--release");
+    }
+    run(build)?;
+    let bin_dir = project_root().join("target").join(if release { "release" } else { "debug" });
+
+    // Stop cleanly on Ctrl-C or SIGTERM: children first, the database last.
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let signal_tx = stop_tx.clone();
+    ctrlc::set_handler(move || {
+        let _ = signal_tx.send("signal");
+    })?;
+
+    let state_dir = project_root().join(".gatehouse");
+    let (database_url, mut postgres) = match database_url {
+        Some(url) => {
+            eprintln!("using the database at DATABASE_URL");
+            (url, None)
+        }
+        None => {
+            step("starting the private PostgreSQL server (data in .gatehouse/postgres)");
+            let server = PostgresServer::start(&state_dir.join("postgres"))?;
+            server.ensure_database("gatehouse")?;
+            (server.url("gatehouse"), Some(server))
+        }
+    };
+
+    let secret_key = match std::env::var("SECRET_KEY") {
+        Ok(key) => key,
+        Err(_) => dev_secret_key(&state_dir)?,
+    };
+    let superuser = env_or_default("FIRST_SUPERUSER", DEV_FIRST_SUPERUSER);
+    let superuser_password = env_or_default("FIRST_SUPERUSER_PASSWORD", DEV_FIRST_SUPERUSER_PASSWORD);
+
+    step("starting the host (compiling components takes a moment)");
+    let mut host = Command::new(bin_dir.join("gatehouse-host"));
+    host.current_dir(project_root())
+        .args(["--manifest", "deploy/host.toml", "--listen", HOST_ADDRESS])
+        .env("DATABASE_URL", &database_url)
+        .env("SECRET_KEY", &secret_key)
+        .env("FIRST_SUPERUSER", &superuser)
+        .env("FIRST_SUPERUSER_PASSWORD", &superuser_password);
+    let mut children = Children::default();
+    children.spawn("host", host)?;
+    children.wait_listening("host", HOST_ADDRESS.parse()?, Duration::from_secs(300))?;
+
+    step("starting the proxy");
+    let mut proxy = Command::new(bin_dir.join("gatehouse-proxy"));
+    proxy
+        .current_dir(project_root())
+        .args(["--config", "deploy/proxy.toml", "--listen", PROXY_ADDRESS])
+        .env("SECRET_KEY", &secret_key);
+    children.spawn("proxy", proxy)?;
+    children.wait_listening("proxy", PROXY_ADDRESS.parse()?, Duration::from_secs(30))?;
+
+    eprintln!(
+        "\nGatehouse is up on http://{PROXY_ADDRESS}\n\
+         first superuser: {superuser} / {superuser_password}\n\
+         try:\n  curl -s -X POST http://{PROXY_ADDRESS}/auth/api/v1/login/access-token \
+         -d 'username={superuser}&password={superuser_password}'\n\
+         Ctrl-C stops everything."
+    );
+
+    // Watch the children from a thread so a crash also ends the run.
+    let watcher_tx = stop_tx;
+    let pids = children.pids();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if pids.iter().any(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(*pid)) {
+                let _ = watcher_tx.send("a process exited");
+                return;
+            }
+        }
+    });
+    let why = stop_rx.recv().unwrap_or("channel closed");
+    eprintln!("\nstopping ({why})");
+    children.stop_all();
+    if let Some(server) = postgres.as_mut() {
+        server.stop();
+    }
+    eprintln!("stopped");
+    Ok(())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+}
+
+fn env_or_default(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        eprintln!("{name} not set: using the development default {default}");
+        default.to_owned()
+    })
+}
+
+/// A signing key for development, made once and kept in `.gatehouse` so
+/// tokens stay valid across restarts.
+fn dev_secret_key(state_dir: &Path) -> anyhow::Result<String> {
+    let path = state_dir.join("secret_key");
+    if !path.exists() {
+        std::fs::create_dir_all(state_dir)?;
+        std::fs::write(&path, postgres::random_hex(32)?)?;
+    }
+    eprintln!("SECRET_KEY not set: using the development key in .gatehouse/secret_key");
+    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+}
+
+/// The platform's processes, stopped in reverse order of start.
+#[derive(Default)]
+struct Children {
+    running: Vec<(&'static str, Child)>,
+}
+
+impl Children {
+    fn spawn(&mut self, name: &'static str, mut cmd: Command) -> anyhow::Result<()> {
+        let child = cmd.spawn().with_context(|| format!("cannot start the {name}"))?;
+        self.running.push((name, child));
+        Ok(())
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.running.iter().map(|(_, c)| c.id()).collect()
+    }
+
+    fn wait_listening(&mut self, name: &str, addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            let (_, child) = self.running.iter_mut().find(|(n, _)| *n == name).expect("spawned");
+            if let Some(status) = child.try_wait()? {
+                self.stop_all();
+                bail!("the {name} exited ({status}) before listening on {addr}");
+            }
+            if Instant::now() > deadline {
+                self.stop_all();
+                bail!("the {name} did not listen on {addr} within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    fn stop_all(&mut self) {
+        while let Some((name, mut child)) = self.running.pop() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if child.try_wait().ok().flatten().is_none() {
+                eprintln!("the {name} did not stop in time; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn test_everything() -> anyhow::Result<()> {
+    ensure_packages(&[&CMAKE, &POSTGRESQL])?;
+    ensure_wasm_target()?;
+
+    step("formatting");
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt)?;
+    let mut fmt = plugins_cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt)?;
+
+    step("lints (clippy, warnings are errors)");
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy)?;
+    let mut clippy = plugins_cargo();
+    clippy.args(["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy)?;
+
+    build_plugins()?;
+
+    step("plugin unit tests (natively)");
+    let mut plugin_tests = plugins_cargo();
+    plugin_tests.args(["test", "--locked", "--workspace", "--lib", "--target", &host_triple()?]);
+    run(plugin_tests)?;
+
+    step("starting a private PostgreSQL server for the tests");
+    let pg_root = std::env::temp_dir().join(format!("gatehouse-test-postgres-{}", std::process::id()));
+    let result = (|| {
+        let server = PostgresServer::start(&pg_root)?;
+        step("unit, integration and end-to-end tests");
+        let mut test = cargo();
+        test.args(["test", "--locked", "--workspace"])
+            .env("DATABASE_URL", server.url("postgres"))
+            .env("GATEHOUSE_COMPONENTS_DIR", components_dir());
+        run(test)
+    })();
+    let _ = std::fs::remove_dir_all(&pg_root);
+    result?;
+    eprintln!("\nall checks passed");
+    Ok(())
+}
+
+fn host_triple() -> anyhow::Result<String> {
+    let out = Command::new("rustc").arg("-vV").output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("cannot tell the host target from `rustc -vV`")
+}
