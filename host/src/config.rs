@@ -251,13 +251,16 @@ impl Manifest {
     }
 
     /// The URL of each database, read from the environment.
-    pub fn database_urls(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+    pub fn database_urls(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
         self.database
             .iter()
             .map(|(name, db)| {
-                std::env::var(&db.url_env)
+                env(&db.url_env)
                     .map(|url| (name.clone(), url))
-                    .map_err(|_| ConfigError::MissingDatabaseUrl { database: name.clone(), env: db.url_env.clone() })
+                    .ok_or_else(|| ConfigError::MissingDatabaseUrl { database: name.clone(), env: db.url_env.clone() })
             })
             .collect()
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod postgres;
 pub mod runtime;
 pub mod server;
+pub mod testing;
 pub mod variables;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub const FIRST_SUPERUSER_PASSWORD_ENV: &str = "FIRST_SUPERUSER_PASSWORD";
 /// Connects the databases, applies migrations, creates the first superuser
 /// if the manifest asks for it, and compiles the components.
 pub async fn prepare(manifest: &Manifest, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Arc<Runtime>> {
-    let urls = manifest.database_urls()?;
+    let urls = manifest.database_urls(&env)?;
     let pools = bootstrap::connect_pools(&manifest.database, &urls, &manifest.limits).await?;
     if let Some(bootstrap) = &manifest.bootstrap {
         match (env(FIRST_SUPERUSER_ENV), env(FIRST_SUPERUSER_PASSWORD_ENV)) {

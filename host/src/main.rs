@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
             component.resolve_variables(name, |k| std::env::var(k).ok())?;
             anyhow::ensure!(component.file.is_file(), "component `{name}`: no file at {}", component.file.display());
         }
-        manifest.database_urls()?;
+        manifest.database_urls(|k| std::env::var(k).ok())?;
         println!("{}: ok", args.manifest.display());
         return Ok(());
     }

@@ -1,0 +1,148 @@
+//! Support for tests that run the real host against a real PostgreSQL and
+//! real components (this crate's integration tests and the end-to-end test).
+//!
+//! `DATABASE_URL` names a server where the role may create databases;
+//! `cargo xtask test` starts a private one and sets it. Every
+//! [`TestDatabase`] is a fresh database, dropped when the test ends, so
+//! tests never see each other's rows.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::{Manifest, Runtime};
+
+/// A database of its own for one test.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "integration tests need PostgreSQL: run `cargo xtask test`, or set DATABASE_URL \
+             to a server where this role may CREATE DATABASE"
+        )
+    })
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin_url = admin_url();
+        let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url).await.expect("connecting to DATABASE_URL");
+        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("creating a test database");
+        let url = with_database(&admin_url, &name);
+        Self { name, url, admin_url }
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.expect("connecting to the test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside any runtime we may block on: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                admin.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await?;
+                Ok::<_, sqlx::Error>(())
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Where the built components are: `GATEHOUSE_COMPONENTS_DIR`, or the
+/// workspace's `target/wasm32-wasip2/release`.
+pub fn components_dir() -> PathBuf {
+    let dir = std::env::var_os("GATEHOUSE_COMPONENTS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release")
+    });
+    for name in ["auth", "items"] {
+        let file = dir.join(format!("{name}.wasm"));
+        assert!(file.is_file(), "no component at {}: run `cargo xtask build-plugins`", file.display());
+    }
+    dir
+}
+
+/// The path of the migrations the services' schema is made of.
+pub fn migrations_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/migrations")
+}
+
+/// A host serving on an ephemeral loopback port until dropped.
+pub struct RunningHost {
+    pub addr: SocketAddr,
+    pub runtime: Arc<Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningHost {
+    /// Prepares the manifest (databases, migrations, components) and serves
+    /// it; `env` stands in for the process environment.
+    pub async fn start(manifest: &Manifest, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let runtime = crate::prepare(manifest, env).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(crate::server::serve(runtime.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, runtime, stop: Some(stop), task: Some(task) })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops accepting and waits for requests in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(with_database("postgres://u:p@h:1/postgres", "t"), "postgres://u:p@h:1/t");
+        assert_eq!(with_database("postgres://u:p@h:1/db?sslmode=disable", "t"), "postgres://u:p@h:1/t?sslmode=disable");
+        assert_eq!(with_database("postgres://h", "t"), "postgres://h/t");
+    }
+}

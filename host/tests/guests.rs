@@ -1,0 +1,341 @@
+//! The host with real components on a real PostgreSQL, over a real socket:
+//! what guests may do (database, variables) and what they may not (trap,
+//! spin, exhaust memory) without harming the host.
+
+use std::path::Path;
+
+use host::Manifest;
+use host::testing::{RunningHost, TestDatabase, components_dir, migrations_dir};
+use serde_json::{Value, json};
+
+const SECRET: &str = "host-test-secret";
+const ADMIN_EMAIL: &str = "admin@example.com";
+const ADMIN_PASSWORD: &str = "first-password";
+
+fn manifest(max_connections: u32) -> Manifest {
+    let text = format!(
+        r#"
+        [limits]
+        memory_bytes = 33554432
+        timeout_ms = 1500
+        max_body_bytes = 4096
+
+        [database.app]
+        url_env = "TEST_DATABASE_URL"
+        migrations = {migrations:?}
+        max_connections = {max_connections}
+
+        [bootstrap]
+        database = "app"
+
+        [component.auth]
+        route = "/auth"
+        file = "auth.wasm"
+        databases = ["app"]
+        [component.auth.variables]
+        database = "app"
+        secret_key = {{ env = "SECRET_KEY" }}
+
+        [component.items]
+        route = "/items"
+        file = "items.wasm"
+        databases = ["app"]
+        [component.items.variables]
+        database = "app"
+
+        [component.guest]
+        route = "/guest"
+        file = "test_guest.wasm"
+        databases = ["app"]
+        [component.guest.variables]
+        database = "app"
+        greeting = "hello"
+        "#,
+        migrations = migrations_dir().display().to_string(),
+    );
+    Manifest::parse(&text, &components_dir()).expect("test manifest")
+}
+
+async fn start_with(db: &TestDatabase, max_connections: u32) -> RunningHost {
+    let url = db.url.clone();
+    let env = move |name: &str| match name {
+        "TEST_DATABASE_URL" => Some(url.clone()),
+        "SECRET_KEY" => Some(SECRET.into()),
+        "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
+        "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
+        _ => None,
+    };
+    RunningHost::start(&manifest(max_connections), env).await.expect("host starts")
+}
+
+async fn start(db: &TestDatabase) -> RunningHost {
+    start_with(db, 4).await
+}
+
+async fn get(host: &RunningHost, path: &str) -> (u16, Value) {
+    let response = reqwest::get(host.url(path)).await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn assert_still_serving(host: &RunningHost) {
+    let (status, body) = get(host, "/guest/echo").await;
+    assert_eq!(status, 200, "host stopped serving: {body}");
+}
+
+#[tokio::test]
+async fn a_trapping_guest_fails_its_request_only() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, body) = get(&host, "/guest/trap").await;
+    assert_eq!(status, 500);
+    assert_eq!(body["detail"], "component failed");
+    assert_still_serving(&host).await;
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_looping_guest_is_interrupted_with_504() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    // Other requests keep being served while one guest spins.
+    let spinning = tokio::spawn(reqwest::get(host.url("/guest/loop")));
+    assert_still_serving(&host).await;
+    let response = spinning.await.unwrap().expect("request");
+    assert_eq!(response.status().as_u16(), 504);
+    assert_still_serving(&host).await;
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guest_exhausting_memory_fails_its_request_only() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, _) = get(&host, "/guest/oom").await;
+    assert_eq!(status, 500);
+    assert_still_serving(&host).await;
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_route_prefix_is_removed_and_spin_headers_are_the_hosts() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let response = reqwest::Client::new()
+        .get(host.url("/guest/echo?x=1"))
+        .header("spin-path-info", "/forged")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ok"]["path"], "/echo");
+    assert_eq!(body["ok"]["query"], "x=1");
+    assert_eq!(body["ok"]["spin_path_info"], "/echo");
+
+    let (status, body) = get(&host, "/nowhere").await;
+    assert_eq!((status, body["detail"].as_str()), (404, Some("no component serves this path")));
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let client = reqwest::Client::new();
+    let small = client.post(host.url("/guest/echo")).body(vec![b'x'; 4096]).send().await.unwrap();
+    assert_eq!(small.status().as_u16(), 200);
+    let large = client.post(host.url("/guest/echo")).body(vec![b'x'; 4097]).send().await.unwrap();
+    assert_eq!(large.status().as_u16(), 413);
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guest_reads_only_its_own_variables() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    assert_eq!(get(&host, "/guest/variable/greeting").await, (200, json!({ "ok": "hello" })));
+    // The auth component's signing key is not the guest's to read.
+    let (status, body) = get(&host, "/guest/variable/secret_key").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("Undefined"), "{body}");
+    let (_, body) = get(&host, "/guest/variable/Not-Valid").await;
+    assert!(body["error"].as_str().unwrap().contains("InvalidName"), "{body}");
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guest_opens_only_granted_databases_by_name() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    assert_eq!(get(&host, "/guest/db/open/app").await, (200, json!({ "ok": "opened" })));
+    for address in ["other", "postgres%3A%2F%2Fpostgres%40127.0.0.1%2Fpostgres"] {
+        let (_, body) = get(&host, &format!("/guest/db/open/{address}")).await;
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("ConnectionFailed") && error.contains("not granted"), "{body}");
+    }
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn values_cross_the_interface_with_their_types() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, body) = get(&host, "/guest/db/roundtrip").await;
+    assert_eq!(status, 200, "{body}");
+    let values: Vec<&str> = body["ok"]["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(
+        values,
+        [
+            "DbValue::Int32(42)",
+            "DbValue::Str(\"héllo\")",
+            "DbValue::Uuid(\"0b6f1d8e-4c39-4f8a-9a55-3f2b1c7d9e10\")",
+            "DbValue::Datetime((2024, 12, 1, 13, 14, 15, 0))",
+            // jsonb as bytes of {"a":[1,2]}
+            "DbValue::Jsonb([123, 34, 97, 34, 58, 91, 49, 44, 50, 93, 125])",
+            "DbValue::Boolean(true)",
+            "DbValue::Floating64(1.5)",
+            "DbValue::Decimal(\"12.340\")",
+            "DbValue::Date((2024, 2, 29))",
+            "DbValue::Int64(-7)",
+            "DbValue::DbNull",
+            "DbValue::ArrayStr([Some(\"x\"), None])",
+        ]
+    );
+    let columns = body["ok"]["columns"].as_array().unwrap();
+    assert_eq!(columns[2], json!(["u", "DbDataType::Uuid"]));
+    assert_eq!(columns[3], json!(["ts", "DbDataType::Datetime"]));
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_sql_is_a_guest_error_with_the_server_code() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, body) = get(&host, "/guest/db/bad-sql").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"]["code"], "42601", "{body}");
+    assert_still_serving(&host).await;
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_is_never_handed_to_the_next_request() {
+    let db = TestDatabase::create().await;
+    // One pooled connection: the next request would get the same session.
+    let host = start_with(&db, 1).await;
+    let (status, body) = get(&host, "/guest/db/leave-transaction-open").await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..3 {
+        let (status, body) = get(&host, "/guest/db/count-marker").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ok"], json!({ "count": "DbValue::Int64(0)", "outside_transaction": true }));
+    }
+    host.shutdown().await;
+}
+
+async fn user_count(db: &TestDatabase) -> i64 {
+    sqlx::query_scalar(r#"SELECT count(*) FROM "user""#).fetch_one(&mut db.connect().await).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_first_superuser_is_created_once() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    host.shutdown().await;
+    let again = start(&db).await;
+    assert_eq!(user_count(&db).await, 1);
+    let (hash, superuser): (String, bool) =
+        sqlx::query_as(r#"SELECT hashed_password, is_superuser FROM "user" WHERE email = $1"#)
+            .bind(ADMIN_EMAIL)
+            .fetch_one(&mut db.connect().await)
+            .await
+            .unwrap();
+    assert!(superuser);
+    assert!(bcrypt::verify(ADMIN_PASSWORD, &hash).unwrap());
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_logins_get_clear_errors_and_write_nothing() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let client = reqwest::Client::new();
+    let login = host.url("/auth/api/v1/login/access-token");
+    let form = |user: &str, password: &str| [("username", user.to_owned()), ("password", password.to_owned())];
+
+    let cases: Vec<(reqwest::RequestBuilder, u16, Value)> = vec![
+        (client.post(&login).form(&form(ADMIN_EMAIL, "wrong")), 400, json!("Incorrect email or password")),
+        (client.post(&login).form(&form("nobody@example.com", "x")), 400, json!("Incorrect email or password")),
+        (
+            client.post(&login).form(&[("username", ADMIN_EMAIL)]),
+            422,
+            json!([{ "type": "missing", "loc": ["body", "password"], "msg": "Field required" }]),
+        ),
+        (
+            client.post(&login).header("content-type", "application/json").body(r#"{"username": "#),
+            422,
+            Value::Null,
+        ),
+        (client.get(&login), 405, json!("Method Not Allowed")),
+    ];
+    for (request, status, detail) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let body: Value = response.json().await.unwrap();
+        if detail.is_null() {
+            assert_eq!(body["detail"][0]["type"], "json_invalid", "{body}");
+        } else {
+            assert_eq!(body["detail"], detail);
+        }
+    }
+    assert_eq!(user_count(&db).await, 1);
+
+    let ok = client.post(&login).form(&form(ADMIN_EMAIL, ADMIN_PASSWORD)).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let token: Value = ok.json().await.unwrap();
+    assert_eq!(token["token_type"], "bearer");
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn items_need_an_identity_and_valid_input() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let client = reqwest::Client::new();
+    let items = host.url("/items/api/v1/items/");
+    let anonymous = client.post(&items).json(&json!({ "title": "x" })).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    let admin_id: uuid::Uuid = sqlx::query_scalar(r#"SELECT id FROM "user""#)
+        .fetch_one(&mut db.connect().await)
+        .await
+        .unwrap();
+    let as_admin = |request: reqwest::RequestBuilder| request.header("x-gatehouse-user-id", admin_id.to_string());
+    let too_long = as_admin(client.post(&items)).json(&json!({ "title": "x".repeat(256) })).send().await.unwrap();
+    assert_eq!(too_long.status().as_u16(), 422);
+    let empty = as_admin(client.post(&items)).json(&json!({ "title": "" })).send().await.unwrap();
+    assert_eq!(empty.status().as_u16(), 422);
+    let item_count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM item").fetch_one(&mut db.connect().await).await.unwrap();
+    assert_eq!(item_count, 0, "rejected input must write nothing");
+
+    let created = as_admin(client.post(&items)).json(&json!({ "title": "kept" })).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 200);
+    let item: Value = created.json().await.unwrap();
+    let path = format!("/items/api/v1/items/{}", item["id"].as_str().unwrap());
+    let updated = as_admin(client.put(host.url(&path))).json(&json!({ "description": "d" })).send().await.unwrap();
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!((updated["title"].as_str(), updated["description"].as_str()), (Some("kept"), Some("d")));
+    let deleted = as_admin(client.delete(host.url(&path))).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    let gone = as_admin(client.get(host.url(&path))).send().await.unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+    let malformed = as_admin(client.get(host.url("/items/api/v1/items/not-a-uuid"))).send().await.unwrap();
+    assert_eq!(malformed.status().as_u16(), 422);
+    host.shutdown().await;
+}
+
+#[test]
+fn components_are_where_the_tests_expect() {
+    assert!(Path::new(&components_dir()).join("test_guest.wasm").is_file());
+}

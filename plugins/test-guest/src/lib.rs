@@ -1,0 +1,145 @@
+//! A guest for the host's own tests: each route does one thing a real
+//! service should not (trap, spin, exhaust memory) or exercises one corner
+//! of the database and variables interfaces, and reports what it saw.
+
+use serde_json::{Value, json};
+use spin_sdk::http::{Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    let path = req.path().to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["trap"] => panic!("this guest traps on purpose"),
+        ["loop"] => spin_forever(),
+        ["oom"] => exhaust_memory(),
+        ["echo"] => echo(&req),
+        ["variable", name] => variable(name),
+        ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
+        ["db", "roundtrip"] => reply(200, roundtrip()),
+        ["db", "bad-sql"] => reply(200, bad_sql()),
+        ["db", "leave-transaction-open"] => reply(200, leave_transaction_open()),
+        ["db", "count-marker"] => reply(200, count_marker()),
+        _ => reply(404, Ok(json!("no such route"))),
+    }
+}
+
+fn reply(status: u16, result: Result<Value, String>) -> Response {
+    let body = match result {
+        Ok(value) => json!({ "ok": value }),
+        Err(error) => json!({ "error": error }),
+    };
+    Response::builder().status(status).header("content-type", "application/json").body(body.to_string()).build()
+}
+
+fn spin_forever() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn exhaust_memory() -> Response {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn echo(req: &Request) -> Response {
+    let header = |name: &str| req.header(name).and_then(|v| v.as_str()).map(str::to_owned);
+    reply(
+        200,
+        Ok(json!({
+            "path": req.path(),
+            "query": req.query(),
+            "spin_path_info": header("spin-path-info"),
+            "user_id": header("x-gatehouse-user-id"),
+            "body_len": req.body().len(),
+        })),
+    )
+}
+
+fn variable(name: &str) -> Response {
+    match spin_sdk::variables::get(name) {
+        Ok(value) => reply(200, Ok(json!(value))),
+        Err(e) => reply(404, Err(format!("{e:?}"))),
+    }
+}
+
+fn open(address: &str) -> Result<Connection, String> {
+    Connection::open(address).map_err(|e| format!("{e:?}"))
+}
+
+fn db() -> Result<Connection, String> {
+    let address = spin_sdk::variables::get("database").map_err(|e| format!("{e:?}"))?;
+    open(&address)
+}
+
+/// Sends one parameter of each common type and reads it back, with the
+/// column types the host reports.
+fn roundtrip() -> Result<Value, String> {
+    let conn = db()?;
+    let params = [
+        ParameterValue::Int32(42),
+        ParameterValue::Str("héllo".into()),
+        ParameterValue::Uuid("0b6f1d8e-4c39-4f8a-9a55-3f2b1c7d9e10".into()),
+        ParameterValue::Datetime((2024, 12, 1, 13, 14, 15, 0)),
+        ParameterValue::Jsonb(br#"{"a":[1,2]}"#.to_vec()),
+        ParameterValue::Boolean(true),
+        ParameterValue::Floating64(1.5),
+        ParameterValue::Decimal("12.340".into()),
+        ParameterValue::Date((2024, 2, 29)),
+        ParameterValue::Int64(-7),
+        ParameterValue::DbNull,
+        ParameterValue::ArrayStr(vec![Some("x".into()), None]),
+    ];
+    let rows = conn
+        .query(
+            "SELECT $1::int4 AS i, $2::text AS t, $3::uuid AS u, $4::timestamp AS ts, $5::jsonb AS j, \
+             $6::bool AS b, $7::float8 AS f, $8::numeric AS n, $9::date AS d, $10::int8 AS l, \
+             $11::uuid AS nothing, $12::text[] AS a",
+            &params,
+        )
+        .map_err(|e| format!("{e:?}"))?;
+    let columns: Vec<Value> = rows.columns.iter().map(|c| json!([c.name, format!("{:?}", c.data_type)])).collect();
+    let values: Vec<Value> = rows.rows[0].iter().map(describe).collect();
+    Ok(json!({ "columns": columns, "values": values }))
+}
+
+fn describe(value: &DbValue) -> Value {
+    json!(format!("{value:?}"))
+}
+
+fn bad_sql() -> Result<Value, String> {
+    let conn = db()?;
+    match conn.query("SELEC 1", &[]) {
+        Ok(_) => Ok(json!("the server accepted bad SQL")),
+        Err(PgError::QueryFailed(QueryError::DbError(e))) => Ok(json!({ "code": e.code, "message": e.message })),
+        Err(other) => Err(format!("unexpected error kind: {other:?}")),
+    }
+}
+
+/// Starts a transaction, writes a marker row and returns without
+/// committing: the host must not hand this session to the next request.
+fn leave_transaction_open() -> Result<Value, String> {
+    let conn = db()?;
+    conn.execute("CREATE TABLE IF NOT EXISTS guest_marker (id int)", &[]).map_err(|e| format!("{e:?}"))?;
+    conn.execute("BEGIN", &[]).map_err(|e| format!("{e:?}"))?;
+    conn.execute("INSERT INTO guest_marker VALUES (1)", &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(json!("left open"))
+}
+
+fn count_marker() -> Result<Value, String> {
+    let conn = db()?;
+    let rows = conn.query("SELECT count(*) FROM guest_marker", &[]).map_err(|e| format!("{e:?}"))?;
+    // SAVEPOINT fails with 25P01 outside a transaction block.
+    let outside_transaction = match conn.execute("SAVEPOINT probe", &[]) {
+        Err(PgError::QueryFailed(QueryError::DbError(e))) => e.code == "25P01",
+        _ => false,
+    };
+    Ok(json!({ "count": describe(&rows.rows[0][0]), "outside_transaction": outside_transaction }))
+}
