@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,6 +65,8 @@ pub struct Runtime {
     services: Vec<Service>,
     limits: Limits,
     slots: tokio::sync::Semaphore,
+    /// Requests received, answered by a guest or by the host itself.
+    received: AtomicU64,
 }
 
 /// Why the host, not the guest, answered a request.
@@ -159,7 +162,12 @@ impl Runtime {
         }
         services.sort_by_key(|s| std::cmp::Reverse(s.route.len()));
         let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
-        Ok(Self { engine, services, limits, slots })
+        Ok(Self { engine, services, limits, slots, received: AtomicU64::new(0) })
+    }
+
+    /// How many requests reached this runtime.
+    pub fn requests_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Serves one request: the host's own answers (no route, body too large,
@@ -169,6 +177,7 @@ impl Runtime {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.received.fetch_add(1, Ordering::Relaxed);
         match self.try_handle(req).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
