@@ -30,8 +30,7 @@ fn main() {
     fs::copy(root.join("wit/host.wit"), wit_dir.join("host.wit")).unwrap();
     for (file, folder, package_line) in UPSTREAM {
         let source = sdk_wit.join("deps").join(file);
-        let text = fs::read_to_string(&source)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
+        let text = fs::read_to_string(&source).unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
         let text = match package_line {
             Some(line) => format!("{line}\n\n{text}"),
             None => text,
@@ -66,11 +65,7 @@ fn spin_sdk_wit_dir(plugins_manifest: &Path) -> PathBuf {
         .arg(plugins_manifest)
         .output()
         .expect("running cargo metadata for the plugins");
-    assert!(
-        output.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let manifest_path = metadata["packages"]
         .as_array()

@@ -198,8 +198,7 @@ impl Manifest {
     /// Reads and checks a manifest, resolving relative paths against its
     /// folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base).map_err(|e| match e {
             ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.into(), source },
@@ -208,8 +207,8 @@ impl Manifest {
     }
 
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let mut manifest: Manifest = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), source: Box::new(e) })?;
+        let mut manifest: Manifest =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), source: Box::new(e) })?;
         for db in manifest.database.values_mut() {
             if let Some(dir) = &mut db.migrations {
                 *dir = base.join(&*dir);
@@ -251,10 +250,7 @@ impl Manifest {
     }
 
     /// The URL of each database, read from the environment.
-    pub fn database_urls(
-        &self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<BTreeMap<String, String>, ConfigError> {
+    pub fn database_urls(&self, env: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, ConfigError> {
         self.database
             .iter()
             .map(|(name, db)| {

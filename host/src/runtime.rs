@@ -153,9 +153,8 @@ impl Runtime {
                 .and_then(ProxyPre::new)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("component `{name}` cannot be linked"))?;
-            let grants = DatabaseGrants::new(
-                config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect(),
-            );
+            let grants =
+                DatabaseGrants::new(config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect());
             let variables = Arc::new(config.resolve_variables(name, &env)?);
             tracing::info!(component = %name, route = %config.route, elapsed = ?started.elapsed(), "component ready");
             services.push(Service { name: name.clone(), route: config.route.clone(), pre, grants, variables });
@@ -210,9 +209,7 @@ impl Runtime {
     /// The service mounted at the longest prefix of `path`, and the path
     /// with that prefix removed.
     fn route(&self, path: &str) -> Option<(&Service, String)> {
-        self.services
-            .iter()
-            .find_map(|s| strip_route(&s.route, path).map(|rest| (s, rest)))
+        self.services.iter().find_map(|s| strip_route(&s.route, path).map(|rest| (s, rest)))
     }
 
     async fn run_guest(
@@ -224,10 +221,7 @@ impl Runtime {
             wasi: WasiCtx::builder().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build(),
             grants: service.grants.clone(),
             variables: service.variables.clone(),
         };

@@ -83,9 +83,9 @@ impl Drop for TestDatabase {
 /// Where the built components are: `GATEHOUSE_COMPONENTS_DIR`, or the
 /// workspace's `target/wasm32-wasip2/release`.
 pub fn components_dir() -> PathBuf {
-    let dir = std::env::var_os("GATEHOUSE_COMPONENTS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release")
-    });
+    let dir = std::env::var_os("GATEHOUSE_COMPONENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"));
     for name in ["auth", "items"] {
         let file = dir.join(format!("{name}.wasm"));
         assert!(file.is_file(), "no component at {}: run `cargo xtask build-plugins`", file.display());

@@ -271,11 +271,7 @@ async fn bad_logins_get_clear_errors_and_write_nothing() {
             422,
             json!([{ "type": "missing", "loc": ["body", "password"], "msg": "Field required" }]),
         ),
-        (
-            client.post(&login).header("content-type", "application/json").body(r#"{"username": "#),
-            422,
-            Value::Null,
-        ),
+        (client.post(&login).header("content-type", "application/json").body(r#"{"username": "#), 422, Value::Null),
         (client.get(&login), 405, json!("Method Not Allowed")),
     ];
     for (request, status, detail) in cases {
@@ -306,10 +302,8 @@ async fn items_need_an_identity_and_valid_input() {
     let anonymous = client.post(&items).json(&json!({ "title": "x" })).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
 
-    let admin_id: uuid::Uuid = sqlx::query_scalar(r#"SELECT id FROM "user""#)
-        .fetch_one(&mut db.connect().await)
-        .await
-        .unwrap();
+    let admin_id: uuid::Uuid =
+        sqlx::query_scalar(r#"SELECT id FROM "user""#).fetch_one(&mut db.connect().await).await.unwrap();
     let as_admin = |request: reqwest::RequestBuilder| request.header("x-gatehouse-user-id", admin_id.to_string());
     let too_long = as_admin(client.post(&items)).json(&json!({ "title": "x".repeat(256) })).send().await.unwrap();
     assert_eq!(too_long.status().as_u16(), 422);

@@ -122,8 +122,7 @@ pub struct RouteConfig {
 
 impl ProxyConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::parse(&text).map_err(|e| match e {
             ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.into(), source },
             other => other,
@@ -131,8 +130,8 @@ impl ProxyConfig {
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: ProxyConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), source: Box::new(e) })?;
+        let config: ProxyConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), source: Box::new(e) })?;
         config.validate()?;
         Ok(config)
     }

@@ -72,11 +72,9 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let name = ctx.upstream.as_deref().unwrap_or_default();
-        let backend = self
-            .upstreams
-            .get(name)
-            .and_then(|lb| lb.select(b"", 256))
-            .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, format!("no healthy server in upstream `{name}`")))?;
+        let backend = self.upstreams.get(name).and_then(|lb| lb.select(b"", 256)).ok_or_else(|| {
+            Error::explain(ErrorType::ConnectNoRoute, format!("no healthy server in upstream `{name}`"))
+        })?;
         Ok(Box::new(HttpPeer::new(backend, false, String::new())))
     }
 
@@ -137,12 +135,8 @@ impl ProxyHttp for Gateway {
 
 /// Removes every `x-gatehouse-*` header, whatever its case.
 fn remove_identity_headers(req: &mut RequestHeader) {
-    let names: Vec<_> = req
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX))
-        .cloned()
-        .collect();
+    let names: Vec<_> =
+        req.headers.keys().filter(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX)).cloned().collect();
     for name in names {
         req.remove_header(&name);
     }

@@ -56,10 +56,13 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut conf = ServerConf::default();
-    conf.threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(5);
+    let conf = ServerConf {
+        threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // SIGTERM: stop accepting at once, give requests in flight 5 s.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..Default::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 

@@ -122,7 +122,8 @@ mod tests {
         let v = TokenVerifier::new(SECRET, 0);
         let t = token(json!({"sub": USER, "exp": now() + 60}), SECRET, Algorithm::HS256);
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
-        let other = token(json!({"sub": "11111111-2222-3333-4444-555555555555", "exp": now() + 60}), b"x", Algorithm::HS256);
+        let other =
+            token(json!({"sub": "11111111-2222-3333-4444-555555555555", "exp": now() + 60}), b"x", Algorithm::HS256);
         parts[1] = other.split('.').nth(1).unwrap().to_owned();
         assert_eq!(v.verify_bearer_token(Some(&bearer(&parts.join(".")))), Err(AuthError::Invalid));
     }

@@ -155,8 +155,7 @@ async fn log_in_create_and_list_items_through_the_proxy() {
     assert_eq!((status, me["email"].as_str()), (200, Some(ADMIN_EMAIL)));
 
     let (status, created) =
-        send(client.post(&items).bearer_auth(&token).json(&json!({ "title": "first", "description": "hello" })))
-            .await;
+        send(client.post(&items).bearer_auth(&token).json(&json!({ "title": "first", "description": "hello" }))).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["owner_id"], me["id"]);
     let (status, listed) = send(client.get(&items).bearer_auth(&token)).await;
@@ -220,10 +219,8 @@ async fn identity_headers_from_clients_are_replaced() {
     assert_eq!(listed["data"][0]["title"], "mine");
 
     // On a public route no identity is passed on, whatever the client sends.
-    let (status, echoed) = send(
-        client.get(proxy.url("/guest/echo")).header("x-gatehouse-user-id", admin["id"].as_str().unwrap()),
-    )
-    .await;
+    let (status, echoed) =
+        send(client.get(proxy.url("/guest/echo")).header("x-gatehouse-user-id", admin["id"].as_str().unwrap())).await;
     assert_eq!(status, 200);
     assert_eq!(echoed["ok"]["user_id"], Value::Null, "{echoed}");
 

@@ -18,8 +18,7 @@ pub const CMAKE: Package = Package { name: "cmake", present: || on_path("cmake")
 pub const POSTGRESQL: Package = Package { name: "postgresql", present: || postgres_bin_dir().is_some() };
 
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 pub fn is_root() -> bool {
@@ -63,7 +62,9 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
             })
         }
         Err(_) if command_succeeds("rustc", &["--print", "target-libdir", "--target", "wasm32-wasip2"]) => Ok(()),
-        Err(_) => bail!("missing: the wasm32-wasip2 Rust target (install rustup, then `rustup target add wasm32-wasip2`)"),
+        Err(_) => {
+            bail!("missing: the wasm32-wasip2 Rust target (install rustup, then `rustup target add wasm32-wasip2`)")
+        }
     }
 }
 

@@ -127,12 +127,10 @@ fn parse_form(body: &[u8]) -> ApiResult<Credentials> {
 }
 
 fn issue_token(user_id: Uuid, now: u64) -> ApiResult<String> {
-    let secret = spin_sdk::variables::get(SECRET_KEY_VARIABLE)
-        .map_err(|e| ApiError::internal("reading the signing key", e))?;
+    let secret =
+        spin_sdk::variables::get(SECRET_KEY_VARIABLE).map_err(|e| ApiError::internal("reading the signing key", e))?;
     let minutes = match spin_sdk::variables::get(EXPIRE_MINUTES_VARIABLE) {
-        Ok(value) => value
-            .parse::<u64>()
-            .map_err(|e| ApiError::internal("reading the token lifetime", e))?,
+        Ok(value) => value.parse::<u64>().map_err(|e| ApiError::internal("reading the token lifetime", e))?,
         Err(_) => DEFAULT_EXPIRE_MINUTES,
     };
     sign_token(user_id, now + minutes * 60, secret.as_bytes())
@@ -140,12 +138,8 @@ fn issue_token(user_id: Uuid, now: u64) -> ApiResult<String> {
 
 fn sign_token(user_id: Uuid, exp: u64, secret: &[u8]) -> ApiResult<String> {
     let claims = Claims { sub: user_id.to_string(), exp };
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .map_err(|e| ApiError::internal("signing a token", e))
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
+        .map_err(|e| ApiError::internal("signing a token", e))
 }
 
 fn now_unix() -> u64 {

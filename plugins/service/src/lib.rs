@@ -51,10 +51,7 @@ impl ApiError {
     pub fn validation(loc: &[&str], kind: &str, msg: impl Into<String>) -> Self {
         let mut location = vec![Value::from("body")];
         location.extend(loc.iter().map(|part| Value::from(*part)));
-        Self {
-            status: 422,
-            detail: json!([{ "type": kind, "loc": location, "msg": msg.into() }]),
-        }
+        Self { status: 422, detail: json!([{ "type": kind, "loc": location, "msg": msg.into() }]) }
     }
 
     pub fn into_response(self) -> Response {
@@ -72,11 +69,7 @@ pub fn respond(result: ApiResult) -> Response {
 pub fn json_response(status: u16, body: &impl Serialize) -> Response {
     // Serialising our own plain structs cannot fail.
     let body = serde_json::to_vec(body).unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body)
-        .build()
+    Response::builder().status(status).header("content-type", "application/json").body(body).build()
 }
 
 /// The request path as the service sees it: on Spin the part after the
@@ -135,10 +128,7 @@ fn json_error_to_api_error(e: &serde_json::Error) -> ApiError {
 /// The user id the edge proxy verified, or 401 when the request did not come
 /// through a route that requires a token.
 pub fn caller_id(req: &Request) -> ApiResult<Uuid> {
-    let value = req
-        .header(USER_ID_HEADER)
-        .and_then(|v| v.as_str())
-        .ok_or_else(ApiError::unauthenticated)?;
+    let value = req.header(USER_ID_HEADER).and_then(|v| v.as_str()).ok_or_else(ApiError::unauthenticated)?;
     Uuid::parse_str(value).map_err(|_| ApiError::unauthenticated())
 }
 
@@ -160,8 +150,7 @@ impl Database {
     pub fn open() -> ApiResult<Self> {
         let address = spin_sdk::variables::get(DATABASE_VARIABLE)
             .map_err(|e| ApiError::internal("reading the database variable", e))?;
-        let conn = Connection::open(&address)
-            .map_err(|e| ApiError::internal("opening the database", e))?;
+        let conn = Connection::open(&address).map_err(|e| ApiError::internal("opening the database", e))?;
         Ok(Self { conn })
     }
 
@@ -181,9 +170,7 @@ impl Database {
 
 /// Decodes column `index` of a row, treating a mismatch as a host-side fault.
 pub fn column<T: Decode>(row: &[DbValue], index: usize) -> ApiResult<T> {
-    let value = row
-        .get(index)
-        .ok_or_else(|| ApiError::internal("decoding a row", format!("no column {index}")))?;
+    let value = row.get(index).ok_or_else(|| ApiError::internal("decoding a row", format!("no column {index}")))?;
     T::decode(value).map_err(|e| ApiError::internal("decoding a row", e))
 }
 
