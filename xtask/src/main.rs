@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 use crate::postgres::PostgresServer;
 use crate::prerequisites::{CMAKE, POSTGRESQL, ensure_packages, ensure_wasm_target};
 
-const USAGE: &str = "usage: cargo xtask <run [--release] | test | build-plugins>";
+const USAGE: &str = "usage: cargo xtask <run [--release] | test | bench [load options] | build-plugins>";
 
 /// Development defaults, printed when used. Override them in the environment.
 const DEV_FIRST_SUPERUSER: &str = "admin@example.com";
@@ -38,6 +38,7 @@ fn main() {
         Some("run") => run_platform(args.iter().any(|a| a == "--release")),
         Some("test") => test_everything(),
         Some("build-plugins") => build_plugins(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -112,72 +113,95 @@ fn build_plugins() -> anyhow::Result<()> {
     run(build)
 }
 
-fn run_platform(release: bool) -> anyhow::Result<()> {
-    let database_url = std::env::var("DATABASE_URL").ok();
-    let mut needed = vec![&CMAKE];
-    if database_url.is_none() {
-        needed.push(&POSTGRESQL);
-    }
-    ensure_packages(&needed)?;
-    build_plugins()?;
-    step("building the proxy and the host");
-    let mut build = cargo();
-    build.args(["build", "--locked", "-p", "proxy", "-p", "host"]);
-    if release {
-        build.arg("--release");
-    }
-    run(build)?;
-    let bin_dir = project_root().join("target").join(if release { "release" } else { "debug" });
+/// The running platform: the private database (unless `DATABASE_URL` is
+/// set), the host and the proxy.
+struct Platform {
+    children: Children,
+    postgres: Option<PostgresServer>,
+    superuser: String,
+    superuser_password: String,
+}
 
+impl Platform {
+    /// Builds what is needed and starts everything, in dependency order.
+    fn start(release: bool) -> anyhow::Result<Self> {
+        let database_url = std::env::var("DATABASE_URL").ok();
+        let mut needed = vec![&CMAKE];
+        if database_url.is_none() {
+            needed.push(&POSTGRESQL);
+        }
+        ensure_packages(&needed)?;
+        build_plugins()?;
+        step("building the proxy and the host");
+        let mut build = cargo();
+        build.args(["build", "--locked", "-p", "proxy", "-p", "host"]);
+        if release {
+            build.arg("--release");
+        }
+        run(build)?;
+        let bin_dir = project_root().join("target").join(if release { "release" } else { "debug" });
+
+        let state_dir = project_root().join(".gatehouse");
+        let (database_url, postgres) = match database_url {
+            Some(url) => {
+                eprintln!("using the database at DATABASE_URL");
+                (url, None)
+            }
+            None => {
+                step("starting the private PostgreSQL server (data in .gatehouse/postgres)");
+                let server = PostgresServer::start(&state_dir.join("postgres"))?;
+                server.ensure_database("gatehouse")?;
+                (server.url("gatehouse"), Some(server))
+            }
+        };
+        let secret_key = match std::env::var("SECRET_KEY") {
+            Ok(key) => key,
+            Err(_) => dev_secret_key(&state_dir)?,
+        };
+        let superuser = env_or_default("FIRST_SUPERUSER", DEV_FIRST_SUPERUSER);
+        let superuser_password = env_or_default("FIRST_SUPERUSER_PASSWORD", DEV_FIRST_SUPERUSER_PASSWORD);
+        let mut platform = Self { children: Children::default(), postgres, superuser, superuser_password };
+
+        step("starting the host (compiling components takes a moment)");
+        let mut host = Command::new(bin_dir.join("gatehouse-host"));
+        host.current_dir(project_root())
+            .args(["--manifest", "deploy/host.toml", "--listen", HOST_ADDRESS])
+            .env("DATABASE_URL", &database_url)
+            .env("SECRET_KEY", &secret_key)
+            .env("FIRST_SUPERUSER", &platform.superuser)
+            .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
+        platform.children.spawn("host", host)?;
+        platform.children.wait_listening("host", HOST_ADDRESS.parse()?, Duration::from_secs(300))?;
+
+        step("starting the proxy");
+        let mut proxy = Command::new(bin_dir.join("gatehouse-proxy"));
+        proxy
+            .current_dir(project_root())
+            .args(["--config", "deploy/proxy.toml", "--listen", PROXY_ADDRESS])
+            .env("SECRET_KEY", &secret_key);
+        platform.children.spawn("proxy", proxy)?;
+        platform.children.wait_listening("proxy", PROXY_ADDRESS.parse()?, Duration::from_secs(30))?;
+        Ok(platform)
+    }
+
+    /// Stops the proxy, then the host, then the database.
+    fn stop(&mut self) {
+        self.children.stop_all();
+        if let Some(server) = self.postgres.as_mut() {
+            server.stop();
+        }
+    }
+}
+
+fn run_platform(release: bool) -> anyhow::Result<()> {
     // Stop cleanly on Ctrl-C or SIGTERM: children first, the database last.
     let (stop_tx, stop_rx) = mpsc::channel();
     let signal_tx = stop_tx.clone();
     ctrlc::set_handler(move || {
         let _ = signal_tx.send("signal");
     })?;
-
-    let state_dir = project_root().join(".gatehouse");
-    let (database_url, mut postgres) = match database_url {
-        Some(url) => {
-            eprintln!("using the database at DATABASE_URL");
-            (url, None)
-        }
-        None => {
-            step("starting the private PostgreSQL server (data in .gatehouse/postgres)");
-            let server = PostgresServer::start(&state_dir.join("postgres"))?;
-            server.ensure_database("gatehouse")?;
-            (server.url("gatehouse"), Some(server))
-        }
-    };
-
-    let secret_key = match std::env::var("SECRET_KEY") {
-        Ok(key) => key,
-        Err(_) => dev_secret_key(&state_dir)?,
-    };
-    let superuser = env_or_default("FIRST_SUPERUSER", DEV_FIRST_SUPERUSER);
-    let superuser_password = env_or_default("FIRST_SUPERUSER_PASSWORD", DEV_FIRST_SUPERUSER_PASSWORD);
-
-    step("starting the host (compiling components takes a moment)");
-    let mut host = Command::new(bin_dir.join("gatehouse-host"));
-    host.current_dir(project_root())
-        .args(["--manifest", "deploy/host.toml", "--listen", HOST_ADDRESS])
-        .env("DATABASE_URL", &database_url)
-        .env("SECRET_KEY", &secret_key)
-        .env("FIRST_SUPERUSER", &superuser)
-        .env("FIRST_SUPERUSER_PASSWORD", &superuser_password);
-    let mut children = Children::default();
-    children.spawn("host", host)?;
-    children.wait_listening("host", HOST_ADDRESS.parse()?, Duration::from_secs(300))?;
-
-    step("starting the proxy");
-    let mut proxy = Command::new(bin_dir.join("gatehouse-proxy"));
-    proxy
-        .current_dir(project_root())
-        .args(["--config", "deploy/proxy.toml", "--listen", PROXY_ADDRESS])
-        .env("SECRET_KEY", &secret_key);
-    children.spawn("proxy", proxy)?;
-    children.wait_listening("proxy", PROXY_ADDRESS.parse()?, Duration::from_secs(30))?;
-
+    let mut platform = Platform::start(release)?;
+    let (superuser, superuser_password) = (&platform.superuser, &platform.superuser_password);
     eprintln!(
         "\nGatehouse is up on http://{PROXY_ADDRESS}\n\
          first superuser: {superuser} / {superuser_password}\n\
@@ -186,26 +210,41 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
          Ctrl-C stops everything."
     );
 
-    // Watch the children from a thread so a crash also ends the run.
-    let watcher_tx = stop_tx;
-    let pids = children.pids();
+    // Watch the children so a crash also ends the run.
+    let pids = platform.children.pids();
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(Duration::from_millis(500));
             if pids.iter().any(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(*pid)) {
-                let _ = watcher_tx.send("a process exited");
+                let _ = stop_tx.send("a process exited");
                 return;
             }
         }
     });
     let why = stop_rx.recv().unwrap_or("channel closed");
     eprintln!("\nstopping ({why})");
-    children.stop_all();
-    if let Some(server) = postgres.as_mut() {
-        server.stop();
-    }
+    platform.stop();
     eprintln!("stopped");
     Ok(())
+}
+
+/// Starts the platform in release mode and measures the proxy against the
+/// host it fronts, side by side (see `benches/`).
+fn bench(extra_args: &[String]) -> anyhow::Result<()> {
+    step("building the load generator");
+    let mut build = cargo();
+    build.args(["build", "--locked", "--release", "-p", "benches"]);
+    run(build)?;
+    let mut platform = Platform::start(true)?;
+    step("measuring: host directly vs through the proxy");
+    let mut load = Command::new(project_root().join("target/release/gatehouse-load"));
+    load.args(["--proxy", PROXY_ADDRESS, "--host", HOST_ADDRESS])
+        .args(extra_args)
+        .env("FIRST_SUPERUSER", &platform.superuser)
+        .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
+    let result = run(load);
+    platform.stop();
+    result
 }
 
 fn is_zombie(pid: u32) -> bool {
