@@ -98,6 +98,55 @@ pub fn migrations_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/migrations")
 }
 
+/// Signing key, first superuser and password of every test platform.
+pub const SECRET_KEY: &str = "test-secret-key";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+/// A manifest serving the auth and items services and the test guest, on
+/// the database of `TEST_DATABASE_URL`. `limits` holds the `[limits]` lines.
+pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
+    let text = format!(
+        r#"
+        [limits]
+        {limits}
+
+        [database.app]
+        url_env = "TEST_DATABASE_URL"
+        migrations = {migrations:?}
+        max_connections = {max_connections}
+
+        [bootstrap]
+        database = "app"
+
+        [component.auth]
+        route = "/auth"
+        file = "auth.wasm"
+        databases = ["app"]
+        [component.auth.variables]
+        database = "app"
+        secret_key = {{ env = "SECRET_KEY" }}
+
+        [component.items]
+        route = "/items"
+        file = "items.wasm"
+        databases = ["app"]
+        [component.items.variables]
+        database = "app"
+
+        [component.guest]
+        route = "/guest"
+        file = "test_guest.wasm"
+        databases = ["app"]
+        [component.guest.variables]
+        database = "app"
+        greeting = "hello"
+        "#,
+        migrations = migrations_dir().display().to_string(),
+    );
+    Manifest::parse(&text, &components_dir()).expect("test manifest")
+}
+
 /// A host serving on an ephemeral loopback port until dropped.
 pub struct RunningHost {
     pub addr: SocketAddr,
@@ -118,6 +167,19 @@ impl RunningHost {
             let _ = stopped.await;
         }));
         Ok(Self { addr, runtime, stop: Some(stop), task: Some(task) })
+    }
+
+    /// Starts `manifest` on `db`, with the test signing key and superuser.
+    pub async fn start_services(db: &TestDatabase, manifest: &Manifest) -> Self {
+        let url = db.url.clone();
+        let env = move |name: &str| match name {
+            "TEST_DATABASE_URL" => Some(url.clone()),
+            "SECRET_KEY" => Some(SECRET_KEY.into()),
+            "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
+            "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
+            _ => None,
+        };
+        Self::start(manifest, env).await.expect("host starts")
     }
 
     pub fn url(&self, path: &str) -> String {

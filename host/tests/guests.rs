@@ -4,68 +4,14 @@
 
 use std::path::Path;
 
-use host::Manifest;
-use host::testing::{RunningHost, TestDatabase, components_dir, migrations_dir};
+use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, components_dir, services_manifest};
 use serde_json::{Value, json};
 
-const SECRET: &str = "host-test-secret";
-const ADMIN_EMAIL: &str = "admin@example.com";
-const ADMIN_PASSWORD: &str = "first-password";
-
-fn manifest(max_connections: u32) -> Manifest {
-    let text = format!(
-        r#"
-        [limits]
-        memory_bytes = 33554432
-        timeout_ms = 1500
-        max_body_bytes = 4096
-
-        [database.app]
-        url_env = "TEST_DATABASE_URL"
-        migrations = {migrations:?}
-        max_connections = {max_connections}
-
-        [bootstrap]
-        database = "app"
-
-        [component.auth]
-        route = "/auth"
-        file = "auth.wasm"
-        databases = ["app"]
-        [component.auth.variables]
-        database = "app"
-        secret_key = {{ env = "SECRET_KEY" }}
-
-        [component.items]
-        route = "/items"
-        file = "items.wasm"
-        databases = ["app"]
-        [component.items.variables]
-        database = "app"
-
-        [component.guest]
-        route = "/guest"
-        file = "test_guest.wasm"
-        databases = ["app"]
-        [component.guest.variables]
-        database = "app"
-        greeting = "hello"
-        "#,
-        migrations = migrations_dir().display().to_string(),
-    );
-    Manifest::parse(&text, &components_dir()).expect("test manifest")
-}
+/// Small limits, so the misbehaving guest reaches them quickly.
+const LIMITS: &str = "memory_bytes = 33554432\ntimeout_ms = 1500\nmax_body_bytes = 4096";
 
 async fn start_with(db: &TestDatabase, max_connections: u32) -> RunningHost {
-    let url = db.url.clone();
-    let env = move |name: &str| match name {
-        "TEST_DATABASE_URL" => Some(url.clone()),
-        "SECRET_KEY" => Some(SECRET.into()),
-        "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
-        "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
-        _ => None,
-    };
-    RunningHost::start(&manifest(max_connections), env).await.expect("host starts")
+    RunningHost::start_services(db, &services_manifest(LIMITS, max_connections)).await
 }
 
 async fn start(db: &TestDatabase) -> RunningHost {

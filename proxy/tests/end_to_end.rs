@@ -5,13 +5,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host::Manifest;
-use host::testing::{RunningHost, TestDatabase, components_dir, migrations_dir};
+use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, SECRET_KEY, TestDatabase, services_manifest};
 use serde_json::{Value, json};
-
-const SECRET: &str = "end-to-end-secret";
-const ADMIN_EMAIL: &str = "admin@example.com";
-const ADMIN_PASSWORD: &str = "admin-password";
 
 /// The proxy as a child process, killed when the test ends.
 struct ProxyProcess {
@@ -54,7 +49,7 @@ impl ProxyProcess {
             .arg("--config")
             .arg(&config)
             .args(["--listen", &addr.to_string(), "--threads", "1"])
-            .env("SECRET_KEY", SECRET)
+            .env("SECRET_KEY", SECRET_KEY)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -82,43 +77,7 @@ impl Drop for ProxyProcess {
 }
 
 async fn start_host(db: &TestDatabase) -> RunningHost {
-    let text = format!(
-        r#"
-        [database.app]
-        url_env = "TEST_DATABASE_URL"
-        migrations = {migrations:?}
-        [bootstrap]
-        database = "app"
-        [component.auth]
-        route = "/auth"
-        file = "auth.wasm"
-        databases = ["app"]
-        [component.auth.variables]
-        database = "app"
-        secret_key = {{ env = "SECRET_KEY" }}
-        [component.items]
-        route = "/items"
-        file = "items.wasm"
-        databases = ["app"]
-        [component.items.variables]
-        database = "app"
-        [component.guest]
-        route = "/guest"
-        file = "test_guest.wasm"
-        "#,
-        migrations = migrations_dir().display().to_string()
-    );
-    let manifest = Manifest::parse(&text, &components_dir()).unwrap();
-    let url = db.url.clone();
-    RunningHost::start(&manifest, move |name| match name {
-        "TEST_DATABASE_URL" => Some(url.clone()),
-        "SECRET_KEY" => Some(SECRET.into()),
-        "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
-        "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
-        _ => None,
-    })
-    .await
-    .expect("host starts")
+    RunningHost::start_services(db, &services_manifest("", 4)).await
 }
 
 async fn login(client: &reqwest::Client, proxy: &ProxyProcess, email: &str, password: &str) -> String {
