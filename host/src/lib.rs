@@ -5,6 +5,7 @@
 pub mod bindings;
 pub mod bootstrap;
 pub mod config;
+mod guest_log;
 pub mod postgres;
 pub mod runtime;
 pub mod server;

@@ -21,11 +21,12 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::{ComponentConfig, Limits};
+use crate::guest_log::GuestLog;
 use crate::postgres::{self, DatabaseGrants, PostgresView};
 use crate::variables::{self, VariablesView};
 
 /// How often the epoch advances; a guest's time budget is counted in ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Everything one request's store holds.
 pub struct RequestState {
@@ -51,7 +52,7 @@ impl WasiHttpView for RequestState {
 
 /// A component ready to serve: compiled, linked and pre-instantiated.
 struct Service {
-    name: String,
+    name: Arc<str>,
     route: String,
     pre: ProxyPre<RequestState>,
     grants: DatabaseGrants,
@@ -157,7 +158,7 @@ impl Runtime {
                 DatabaseGrants::new(config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect());
             let variables = Arc::new(config.resolve_variables(name, &env)?);
             tracing::info!(component = %name, route = %config.route, elapsed = ?started.elapsed(), "component ready");
-            services.push(Service { name: name.clone(), route: config.route.clone(), pre, grants, variables });
+            services.push(Service { name: name.as_str().into(), route: config.route.clone(), pre, grants, variables });
         }
         services.sort_by_key(|s| std::cmp::Reverse(s.route.len()));
         let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
@@ -218,7 +219,10 @@ impl Runtime {
         req: Request<impl hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static>,
     ) -> Result<Response<HyperOutgoingBody>, HostError> {
         let state = RequestState {
-            wasi: WasiCtx::builder().inherit_stderr().build(),
+            wasi: WasiCtx::builder()
+                .stdout(GuestLog::new(service.name.clone(), "stdout"))
+                .stderr(GuestLog::new(service.name.clone(), "stderr"))
+                .build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build(),
@@ -228,8 +232,11 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let budget = Duration::from_millis(self.limits.timeout_ms);
-        store.set_epoch_deadline((budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
-        store.epoch_deadline_trap();
+        // Every tick a running guest yields to the executor, so a guest that
+        // spins shares its thread instead of holding it; the budget below
+        // then ends it at a yield point.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let guest_req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| {
@@ -242,27 +249,27 @@ impl Runtime {
         })?;
         let pre = service.pre.clone();
         // The guest runs in its own task so it can keep streaming a body after
-        // the head of the response is sent.
+        // the head of the response is sent. The budget covers all of it,
+        // guest code and host calls (a slow query) alike; when it runs out
+        // the store is dropped, which also ends a response body mid-stream.
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, guest_req, out).await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, guest_req, out).await
+            };
+            match tokio::time::timeout(budget, run).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime::Trap::Interrupt.into()),
+            }
         });
 
-        // Epoch interruption stops guest code; this bounds time spent waiting
-        // on host calls (such as a slow query) as well.
-        let outcome = tokio::time::timeout(budget + Duration::from_secs(1), receiver).await;
-        match outcome {
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => {
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => {
                 tracing::warn!(error = ?code, "guest answered with an error code");
                 Err(HostError::GuestFailed)
             }
-            Ok(Err(_)) => Err(self.guest_failure(task.await)),
-            Err(_) => {
-                task.abort();
-                tracing::warn!(budget = ?budget, "guest did not answer in time");
-                Err(HostError::Timeout)
-            }
+            Err(_) => Err(self.guest_failure(task.await)),
         }
     }
 
@@ -275,7 +282,7 @@ impl Runtime {
             }
             Ok(Err(e)) => {
                 if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
-                    tracing::warn!("guest interrupted after its time budget");
+                    tracing::warn!(budget_ms = self.limits.timeout_ms, "guest stopped at the end of its time budget");
                     return HostError::Timeout;
                 }
                 tracing::error!(error = ?e, "guest trapped");

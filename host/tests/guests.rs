@@ -8,7 +8,7 @@ use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, comp
 use serde_json::{Value, json};
 
 /// Small limits, so the misbehaving guest reaches them quickly.
-const LIMITS: &str = "memory_bytes = 33554432\ntimeout_ms = 1500\nmax_body_bytes = 4096";
+const LIMITS: &str = "memory_bytes = 33554432\ntimeout_ms = 4000\nmax_body_bytes = 4096";
 
 async fn start_with(db: &TestDatabase, max_connections: u32) -> RunningHost {
     RunningHost::start_services(db, &services_manifest(LIMITS, max_connections)).await
@@ -40,17 +40,40 @@ async fn a_trapping_guest_fails_its_request_only() {
     host.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_looping_guest_is_interrupted_with_504() {
-    let db = TestDatabase::create().await;
-    let host = start(&db).await;
-    // Other requests keep being served while one guest spins.
-    let spinning = tokio::spawn(reqwest::get(host.url("/guest/loop")));
-    assert_still_serving(&host).await;
-    let response = spinning.await.unwrap().expect("request");
-    assert_eq!(response.status().as_u16(), 504);
-    assert_still_serving(&host).await;
-    host.shutdown().await;
+/// Waits for the row the looping guest writes just before it spins. Until
+/// the guest yields, this task cannot run either.
+async fn wait_until_spinning(db: &TestDatabase) {
+    let mut conn = db.connect().await;
+    for _ in 0..3000 {
+        let count: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM guest_spinning").fetch_one(&mut conn).await;
+        if count.is_ok_and(|n| n > 0) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the looping guest never started");
+}
+
+#[test]
+fn a_looping_guest_is_interrupted_with_504() {
+    // One thread, shared by the test, the host and the spinning guest, that
+    // looks for I/O between every two tasks: other requests are served while
+    // the guest spins only if the spinning guest yields.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().event_interval(1).build().unwrap();
+    runtime.block_on(async {
+        let db = TestDatabase::create().await;
+        let host = start(&db).await;
+        let spinning = tokio::spawn(reqwest::get(host.url("/guest/loop")));
+        wait_until_spinning(&db).await;
+        assert_still_serving(&host).await;
+        assert!(!spinning.is_finished(), "the spinning guest was answered before the others");
+        let response = spinning.await.unwrap().expect("request");
+        assert_eq!(response.status().as_u16(), 504);
+        assert_eq!(response.json::<Value>().await.unwrap()["detail"], "component ran past its time budget");
+        assert_still_serving(&host).await;
+        host.shutdown().await;
+    });
 }
 
 #[tokio::test]

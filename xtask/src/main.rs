@@ -239,7 +239,7 @@ fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     step("measuring: host directly vs through the proxy");
     let mut load = Command::new(project_root().join("target/release/gatehouse-load"));
     load.args(["--proxy", PROXY_ADDRESS, "--host", HOST_ADDRESS])
-        .args(extra_args)
+        .args(extra_args.iter().filter(|a| *a != "--"))
         .env("FIRST_SUPERUSER", &platform.superuser)
         .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
     let result = run(load);

@@ -13,7 +13,10 @@ fn handle(req: Request) -> Response {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["trap"] => panic!("this guest traps on purpose"),
-        ["loop"] => spin_forever(),
+        ["loop"] => match announce_spinning() {
+            Ok(()) => spin_forever(),
+            Err(e) => reply(500, Err(e)),
+        },
         ["oom"] => exhaust_memory(),
         ["echo"] => echo(&req),
         ["variable", name] => variable(name),
@@ -32,6 +35,14 @@ fn reply(status: u16, result: Result<Value, String>) -> Response {
         Err(error) => json!({ "error": error }),
     };
     Response::builder().status(status).header("content-type", "application/json").body(body.to_string()).build()
+}
+
+/// Leaves a row behind so a test can tell the guest is about to spin.
+fn announce_spinning() -> Result<(), String> {
+    let conn = db()?;
+    conn.execute("CREATE TABLE IF NOT EXISTS guest_spinning (at timestamptz)", &[]).map_err(|e| format!("{e:?}"))?;
+    conn.execute("INSERT INTO guest_spinning VALUES (now())", &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(())
 }
 
 fn spin_forever() -> ! {
