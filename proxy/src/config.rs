@@ -31,9 +31,9 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid config {path}: {source}")]
+    #[error("invalid config {path}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("route `{prefix}`: {problem}")]
     Route { prefix: String, problem: String },

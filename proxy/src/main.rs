@@ -41,7 +41,15 @@ struct Args {
     threads: Option<usize>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // A start-up failure is one line saying what is wrong, not a backtrace.
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
