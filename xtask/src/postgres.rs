@@ -47,6 +47,15 @@ impl PostgresServer {
                 c
             })
             .context("handing the database folder to the `postgres` user")?;
+            let mut reachable = server.command_as_postgres("test");
+            reachable.args(["-w"]).arg(&server.root);
+            if !reachable.status().is_ok_and(|s| s.success()) {
+                bail!(
+                    "the `postgres` user cannot reach {} (a parent folder is private): clone the project \
+                     where other users may enter, or set DATABASE_URL",
+                    server.root.display()
+                );
+            }
         }
         if !data.join("PG_VERSION").exists() {
             let mut initdb = server.command("initdb");
@@ -75,13 +84,15 @@ impl PostgresServer {
     /// A program from PostgreSQL's folder, run as `postgres` when we are root.
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        if self.as_postgres_user {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(path);
-            c
-        } else {
-            Command::new(path)
-        }
+        if self.as_postgres_user { self.command_as_postgres(path) } else { Command::new(path) }
+    }
+
+    /// `program` run as the `postgres` user. setpriv execs, so the child's
+    /// pid is the program's own and signals reach it directly.
+    fn command_as_postgres(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(program);
+        c
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -132,7 +143,6 @@ impl PostgresServer {
     /// Fast shutdown: rolls back open transactions and exits cleanly.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        // The child is `setpriv`'s exec of postgres, so its pid is postgres's.
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         let _ = child.wait();
     }
