@@ -13,9 +13,15 @@ use crate::config::{DatabaseConfig, Limits};
 /// Cost of the bcrypt hash stored for passwords (the original's default).
 pub const BCRYPT_COST: u32 = 12;
 
+/// What a guest may have changed in a session, undone before the pooled
+/// connection serves anyone else. `RESET ALL` returns settings to their
+/// connection-time values, `statement_timeout` included.
+const RESET_SESSION: &str = "RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
+
 /// Connects one pool per database. A statement never outlives a request's
-/// time budget: the limit is a session default, so a guest cannot lift it
-/// for the next request by accident.
+/// time budget (a session default set at connection time), and sessions are
+/// reset when returned to the pool, so one request's `SET` never leaks
+/// into the next.
 pub async fn connect_pools(
     databases: &BTreeMap<String, DatabaseConfig>,
     urls: &BTreeMap<String, String>,
@@ -29,6 +35,7 @@ pub async fn connect_pools(
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .after_release(|conn, _| Box::pin(reset_session(conn)))
             .connect_with(options)
             .await
             .with_context(|| format!("database `{name}`: cannot connect"))?;
@@ -42,6 +49,14 @@ pub async fn connect_pools(
         pools.insert(name.clone(), pool);
     }
     Ok(pools)
+}
+
+/// Undoes a guest's session changes; `Ok(true)` keeps the connection.
+async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    // Without arguments sqlx sends the simple query protocol, which takes
+    // several statements at once.
+    sqlx::Executor::execute(conn, RESET_SESSION).await?;
+    Ok(true)
 }
 
 /// Creates the superuser `email` with `password` unless a user with that

@@ -202,6 +202,19 @@ async fn a_transaction_left_open_is_never_handed_to_the_next_request() {
     host.shutdown().await;
 }
 
+#[tokio::test]
+async fn session_settings_a_guest_changes_do_not_reach_the_next_request() {
+    let db = TestDatabase::create().await;
+    let host = start_with(&db, 1).await;
+    let (_, before) = get(&host, "/guest/db/application-name").await;
+    assert_eq!(get(&host, "/guest/db/set-application-name").await, (200, json!({ "ok": "set" })));
+    let (status, after) = get(&host, "/guest/db/application-name").await;
+    assert_eq!(status, 200);
+    assert_ne!(after["ok"], json!("DbValue::Str(\"changed by a guest\")"));
+    assert_eq!(after, before);
+    host.shutdown().await;
+}
+
 async fn user_count(db: &TestDatabase) -> i64 {
     sqlx::query_scalar(r#"SELECT count(*) FROM "user""#).fetch_one(&mut db.connect().await).await.unwrap()
 }

@@ -25,6 +25,8 @@ fn handle(req: Request) -> Response {
         ["db", "bad-sql"] => reply(200, bad_sql()),
         ["db", "leave-transaction-open"] => reply(200, leave_transaction_open()),
         ["db", "count-marker"] => reply(200, count_marker()),
+        ["db", "set-application-name"] => reply(200, set_application_name()),
+        ["db", "application-name"] => reply(200, application_name()),
         _ => reply(404, Ok(json!("no such route"))),
     }
 }
@@ -142,6 +144,20 @@ fn leave_transaction_open() -> Result<Value, String> {
     conn.execute("BEGIN", &[]).map_err(|e| format!("{e:?}"))?;
     conn.execute("INSERT INTO guest_marker VALUES (1)", &[]).map_err(|e| format!("{e:?}"))?;
     Ok(json!("left open"))
+}
+
+/// Changes a session setting and leaves it changed.
+fn set_application_name() -> Result<Value, String> {
+    let conn = db()?;
+    conn.execute("SET application_name = 'changed by a guest'", &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(json!("set"))
+}
+
+/// The session's `application_name`, as the next request finds it.
+fn application_name() -> Result<Value, String> {
+    let conn = db()?;
+    let rows = conn.query("SELECT current_setting('application_name')", &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(describe(&rows.rows[0][0]))
 }
 
 fn count_marker() -> Result<Value, String> {
