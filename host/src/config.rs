@@ -9,6 +9,7 @@
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
 //! timeout_ms = 10000        # wall-clock budget of one request in a guest
 //! max_concurrent_requests = 256
+//! db_connections_per_request = 4
 //!
 //! [database.app]
 //! url_env = "DATABASE_URL"  # the URL stays in the host; guests say "app"
@@ -104,6 +105,10 @@ pub struct Limits {
     /// Largest request body (bytes) accepted; larger ones get 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Database connections one request may hold at once, so a single
+    /// request cannot take a whole pool.
+    #[serde(default = "default_db_connections_per_request")]
+    pub db_connections_per_request: u32,
 }
 
 impl Default for Limits {
@@ -113,6 +118,7 @@ impl Default for Limits {
             timeout_ms: default_timeout_ms(),
             max_concurrent_requests: default_max_concurrent_requests(),
             max_body_bytes: default_max_body_bytes(),
+            db_connections_per_request: default_db_connections_per_request(),
         }
     }
 }
@@ -128,6 +134,9 @@ fn default_max_concurrent_requests() -> usize {
 }
 fn default_max_body_bytes() -> u64 {
     1 << 20
+}
+fn default_db_connections_per_request() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]

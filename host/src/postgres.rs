@@ -52,10 +52,24 @@ impl Drop for GuestConnection {
     }
 }
 
+/// One request's use of the databases: what it may open, and how many
+/// connections it holds, so one request cannot drain a pool.
+pub struct RequestDatabases {
+    grants: DatabaseGrants,
+    open: u32,
+    max_open: u32,
+}
+
+impl RequestDatabases {
+    pub fn new(grants: DatabaseGrants, max_open: u32) -> Self {
+        Self { grants, open: 0, max_open }
+    }
+}
+
 /// What the postgres interface needs from a request's store.
 pub struct PostgresView<'a> {
     pub table: &'a mut ResourceTable,
-    pub grants: &'a DatabaseGrants,
+    pub databases: &'a mut RequestDatabases,
 }
 
 /// Marks [`PostgresView`] as the data the generated `add_to_linker` hands
@@ -77,9 +91,13 @@ impl wit::Host for PostgresView<'_> {}
 
 impl wit::HostConnection for PostgresView<'_> {
     async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-        let Some(pool) = self.grants.pools.get(&address) else {
+        let Some(pool) = self.databases.grants.pools.get(&address) else {
             return Ok(Err(Error::ConnectionFailed(format!("database `{address}` is not granted to this component"))));
         };
+        if self.databases.open >= self.databases.max_open {
+            let max = self.databases.max_open;
+            return Ok(Err(Error::ConnectionFailed(format!("a request may hold at most {max} open connections"))));
+        }
         let conn = match pool.acquire().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -88,6 +106,7 @@ impl wit::HostConnection for PostgresView<'_> {
             }
         };
         let resource = self.table.push(GuestConnection { conn, in_transaction: false })?;
+        self.databases.open += 1;
         Ok(Ok(resource))
     }
 
@@ -113,6 +132,7 @@ impl wit::HostConnection for PostgresView<'_> {
 
     async fn drop(&mut self, conn: Resource<GuestConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
+        self.databases.open = self.databases.open.saturating_sub(1);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::{ComponentConfig, Limits};
 use crate::guest_log::GuestLog;
-use crate::postgres::{self, DatabaseGrants, PostgresView};
+use crate::postgres::{self, DatabaseGrants, PostgresView, RequestDatabases};
 use crate::variables::{self, VariablesView};
 
 /// How often the epoch advances; a guest's time budget is counted in ticks.
@@ -34,7 +34,7 @@ pub struct RequestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    grants: DatabaseGrants,
+    databases: RequestDatabases,
     variables: Arc<BTreeMap<String, String>>,
 }
 
@@ -139,7 +139,7 @@ impl Runtime {
         let mut linker = Linker::<RequestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        postgres::add_to_linker(&mut linker, |s| PostgresView { table: &mut s.table, grants: &s.grants })?;
+        postgres::add_to_linker(&mut linker, |s| PostgresView { table: &mut s.table, databases: &mut s.databases })?;
         variables::add_to_linker(&mut linker, |s| VariablesView { values: &s.variables })?;
 
         let mut services = Vec::new();
@@ -226,7 +226,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build(),
-            grants: service.grants.clone(),
+            databases: RequestDatabases::new(service.grants.clone(), self.limits.db_connections_per_request),
             variables: service.variables.clone(),
         };
         let mut store = Store::new(&self.engine, state);

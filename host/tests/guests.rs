@@ -146,6 +146,19 @@ async fn a_guest_opens_only_granted_databases_by_name() {
 }
 
 #[tokio::test]
+async fn a_request_holds_a_bounded_number_of_connections() {
+    let db = TestDatabase::create().await;
+    let host = start_with(&db, 8).await;
+    assert_eq!(get(&host, "/guest/db/open-many/4").await, (200, json!({ "ok": 4 })));
+    let (_, body) = get(&host, "/guest/db/open-many/5").await;
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("connection 5:") && error.contains("at most 4 open connections"), "{body}");
+    // Connections are counted per request: the next one starts from zero.
+    assert_eq!(get(&host, "/guest/db/open-many/4").await, (200, json!({ "ok": 4 })));
+    host.shutdown().await;
+}
+
+#[tokio::test]
 async fn values_cross_the_interface_with_their_types() {
     let db = TestDatabase::create().await;
     let host = start(&db).await;

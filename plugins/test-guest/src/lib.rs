@@ -21,6 +21,7 @@ fn handle(req: Request) -> Response {
         ["echo"] => echo(&req),
         ["variable", name] => variable(name),
         ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
+        ["db", "open-many", count] => reply(200, open_many(count.parse().unwrap_or(0))),
         ["db", "roundtrip"] => reply(200, roundtrip()),
         ["db", "bad-sql"] => reply(200, bad_sql()),
         ["db", "leave-transaction-open"] => reply(200, leave_transaction_open()),
@@ -85,6 +86,15 @@ fn variable(name: &str) -> Response {
 
 fn open(address: &str) -> Result<Connection, String> {
     Connection::open(address).map_err(|e| format!("{e:?}"))
+}
+
+/// Holds `count` connections at once; reports how many it got.
+fn open_many(count: usize) -> Result<Value, String> {
+    let mut held = Vec::new();
+    for i in 0..count {
+        held.push(db().map_err(|e| format!("connection {}: {e}", i + 1))?);
+    }
+    Ok(json!(held.len()))
 }
 
 fn db() -> Result<Connection, String> {
