@@ -201,7 +201,13 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
         let _ = signal_tx.send("signal");
     })?;
     let mut platform = Platform::start(release)?;
-    let (superuser, superuser_password) = (&platform.superuser, &platform.superuser_password);
+    let superuser = &platform.superuser;
+    // Only the development default is echoed; a password of your own is not.
+    let superuser_password = if platform.superuser_password == DEV_FIRST_SUPERUSER_PASSWORD {
+        DEV_FIRST_SUPERUSER_PASSWORD
+    } else {
+        "$FIRST_SUPERUSER_PASSWORD"
+    };
     eprintln!(
         "\nGatehouse is up on http://{PROXY_ADDRESS}\n\
          first superuser: {superuser} / {superuser_password}\n\
