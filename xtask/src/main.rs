@@ -212,7 +212,7 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
         "\nGatehouse is up on http://{PROXY_ADDRESS}\n\
          first superuser: {superuser} / {superuser_password}\n\
          try:\n  curl -s -X POST http://{PROXY_ADDRESS}/auth/api/v1/login/access-token \
-         -d 'username={superuser}&password={superuser_password}'\n\
+         -d \"username={superuser}&password={superuser_password}\"\n\
          Ctrl-C stops everything."
     );
 
