@@ -311,6 +311,11 @@ async fn items_need_an_identity_and_valid_input() {
     let created = as_admin(client.post(&items)).json(&json!({ "title": "kept" })).send().await.unwrap();
     assert_eq!(created.status().as_u16(), 200);
     let item: Value = created.json().await.unwrap();
+    let page = as_admin(client.get(host.url("/items/api/v1/items/?skip=0&limit=1"))).send().await.unwrap();
+    let page: Value = page.json().await.unwrap();
+    assert_eq!((page["count"].as_i64(), page["data"][0]["id"].as_str()), (Some(1), item["id"].as_str()));
+    let past_end = as_admin(client.get(host.url("/items/api/v1/items/?skip=5"))).send().await.unwrap();
+    assert_eq!(past_end.json::<Value>().await.unwrap(), json!({ "data": [], "count": 1 }));
     let path = format!("/items/api/v1/items/{}", item["id"].as_str().unwrap());
     let updated = as_admin(client.put(host.url(&path))).json(&json!({ "description": "d" })).send().await.unwrap();
     let updated: Value = updated.json().await.unwrap();

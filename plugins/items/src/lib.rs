@@ -129,30 +129,24 @@ fn list_items(req: &Request) -> ApiResult {
     let (skip, limit) = paging(req.query())?;
     let db = Database::open()?;
     let user = service::current_user(&db, req)?;
-    // One statement for page and total, so both see the same snapshot.
-    let (filter, params): (&str, Vec<ParameterValue>) = if user.is_superuser {
-        ("", vec![skip.into(), limit.into()])
-    } else {
-        ("WHERE owner_id = $3", vec![skip.into(), limit.into(), user.id.into()])
-    };
+    // $1 is the owner to keep, or NULL for a superuser, who sees every item.
+    let owner: ParameterValue = if user.is_superuser { ParameterValue::DbNull } else { user.id.into() };
+    let filter = "WHERE ($1::uuid IS NULL OR owner_id = $1)";
+    // The page carries the total, so the usual case is one query.
     let sql = format!(
-        "SELECT {cols}, count(*) OVER () FROM item {filter} \
-         ORDER BY created_at, id OFFSET $1 LIMIT $2",
+        "SELECT {cols}, count(*) OVER () FROM item {filter} ORDER BY created_at, id OFFSET $2 LIMIT $3",
         cols = ItemPublic::COLUMNS
     );
-    let rows = db.query(&sql, &params)?.rows;
-    let mut count = match rows.first() {
+    let rows = db.query(&sql, &[owner.clone(), skip.into(), limit.into()])?.rows;
+    let count = match rows.first() {
         Some(row) => service::column(row, 4)?,
+        // Past the last page there is no row to carry the total; ask for it.
+        None if skip > 0 => match db.query_one(&format!("SELECT count(*) FROM item {filter}"), &[owner])? {
+            Some(row) => service::column(&row, 0)?,
+            None => 0,
+        },
         None => 0,
     };
-    if rows.is_empty() && skip > 0 {
-        // Past the last page the window count is unknown; ask for it.
-        let sql = format!("SELECT count(*) FROM item {}", filter.replace("$3", "$1"));
-        let params: Vec<ParameterValue> = params.into_iter().skip(2).collect();
-        if let Some(row) = db.query_one(&sql, &params)? {
-            count = service::column(&row, 0)?;
-        }
-    }
     let data = rows.iter().map(|row| ItemPublic::from_row(row)).collect::<ApiResult<_>>()?;
     Ok(json_response(200, &ItemsPublic { data, count }))
 }
