@@ -2,21 +2,26 @@
 //! running the real auth and items components on a real PostgreSQL.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, SECRET_KEY, TestDatabase, services_manifest};
 use serde_json::{Value, json};
 
-/// The proxy as a child process, killed when the test ends.
+/// The proxy as a child process, with its configuration in a folder of its
+/// own; both are gone when the test ends, however it ends.
 struct ProxyProcess {
     child: Child,
     addr: SocketAddr,
+    dir: PathBuf,
 }
 
 impl ProxyProcess {
-    fn start(upstream: SocketAddr, dir: &std::path::Path) -> Self {
+    fn start(upstream: SocketAddr) -> Self {
         let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dir = std::env::temp_dir().join(format!("gatehouse-e2e-{}-{}", std::process::id(), addr.port()));
+        std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("proxy.toml");
         std::fs::write(
             &config,
@@ -54,7 +59,7 @@ impl ProxyProcess {
             .stdout(Stdio::null())
             .spawn()
             .expect("starting the proxy");
-        let mut proxy = Self { child, addr };
+        let mut proxy = Self { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(addr).is_err() {
             assert!(proxy.child.try_wait().unwrap().is_none(), "the proxy exited at start-up");
@@ -73,6 +78,7 @@ impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -102,9 +108,7 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
 async fn log_in_create_and_list_items_through_the_proxy() {
     let db = TestDatabase::create().await;
     let host = start_host(&db).await;
-    let dir = std::env::temp_dir().join(format!("gatehouse-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let proxy = ProxyProcess::start(host.addr, &dir);
+    let proxy = ProxyProcess::start(host.addr);
     let client = reqwest::Client::new();
     let items = proxy.url("/items/api/v1/items/");
 
@@ -141,16 +145,13 @@ async fn log_in_create_and_list_items_through_the_proxy() {
     assert_eq!((status, listed["count"].as_i64()), (200, Some(1)), "rejected requests wrote nothing");
 
     host.shutdown().await;
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
 async fn identity_headers_from_clients_are_replaced() {
     let db = TestDatabase::create().await;
     let host = start_host(&db).await;
-    let dir = std::env::temp_dir().join(format!("gatehouse-e2e-identity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let proxy = ProxyProcess::start(host.addr, &dir);
+    let proxy = ProxyProcess::start(host.addr);
     let client = reqwest::Client::new();
     let items = proxy.url("/items/api/v1/items/");
 
@@ -191,7 +192,6 @@ async fn identity_headers_from_clients_are_replaced() {
     host.shutdown().await;
     let (status, body) = send(client.get(&items).bearer_auth(&admin_token)).await;
     assert_eq!((status, body["detail"].as_str()), (502, Some("Upstream unavailable")));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A token whose payload was changed after signing: the signature no
