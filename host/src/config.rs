@@ -188,6 +188,10 @@ pub struct ComponentConfig {
     /// Variables the component may read with `fermyon:spin/variables`.
     #[serde(default)]
     pub variables: BTreeMap<String, VariableSource>,
+    /// This component's own `[limits] memory_bytes`, for one that needs
+    /// more (or should get less) than the others.
+    #[serde(default)]
+    pub memory_bytes: Option<usize>,
 }
 
 /// A variable's value: written in the manifest, or read from the host's

@@ -57,6 +57,8 @@ struct Service {
     pre: ProxyPre<RequestState>,
     grants: DatabaseGrants,
     variables: Arc<BTreeMap<String, String>>,
+    /// Linear memory one instance may grow to.
+    memory_bytes: usize,
 }
 
 /// The engine and the services it runs.
@@ -158,7 +160,14 @@ impl Runtime {
                 DatabaseGrants::new(config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect());
             let variables = Arc::new(config.resolve_variables(name, &env)?);
             tracing::info!(component = %name, route = %config.route, elapsed = ?started.elapsed(), "component ready");
-            services.push(Service { name: name.as_str().into(), route: config.route.clone(), pre, grants, variables });
+            services.push(Service {
+                name: name.as_str().into(),
+                route: config.route.clone(),
+                pre,
+                grants,
+                variables,
+                memory_bytes: config.memory_bytes.unwrap_or(limits.memory_bytes),
+            });
         }
         services.sort_by_key(|s| std::cmp::Reverse(s.route.len()));
         let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
@@ -225,7 +234,7 @@ impl Runtime {
                 .build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build(),
+            limits: StoreLimitsBuilder::new().memory_size(service.memory_bytes).trap_on_grow_failure(true).build(),
             databases: RequestDatabases::new(service.grants.clone(), self.limits.db_connections_per_request),
             variables: service.variables.clone(),
         };

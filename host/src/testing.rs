@@ -86,7 +86,7 @@ pub fn components_dir() -> PathBuf {
     let dir = std::env::var_os("GATEHOUSE_COMPONENTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"));
-    for name in ["auth", "items"] {
+    for name in ["auth", "items", "users"] {
         let file = dir.join(format!("{name}.wasm"));
         assert!(file.is_file(), "no component at {}: run `cargo xtask build-plugins`", file.display());
     }
@@ -100,6 +100,8 @@ pub fn migrations_dir() -> PathBuf {
 
 /// Signing key, first superuser and password of every test platform.
 pub const SECRET_KEY: &str = "test-secret-key";
+/// The `kid` of the test platform's token signing key.
+pub const TEST_KEY_ID: &str = "test-key";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
@@ -123,9 +125,20 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         route = "/auth"
         file = "auth.wasm"
         databases = ["app"]
+        memory_bytes = 201326592
         [component.auth.variables]
         database = "app"
         secret_key = {{ env = "SECRET_KEY" }}
+        jwt_private_key = {{ env = "JWT_PRIVATE_KEY" }}
+        jwt_key_id = {{ env = "JWT_KEY_ID" }}
+        jwt_retired_keys = {{ env = "JWT_RETIRED_KEYS", default = "" }}
+
+        [component.users]
+        route = "/users"
+        file = "users.wasm"
+        databases = ["app"]
+        [component.users.variables]
+        database = "app"
 
         [component.items]
         route = "/items"
@@ -145,6 +158,45 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         migrations = migrations_dir().display().to_string(),
     );
     Manifest::parse(&text, &components_dir()).expect("test manifest")
+}
+
+/// An Ed25519 signing key and how the proxy and the auth service are
+/// given it.
+pub struct SigningKeyPair {
+    /// PKCS#8 PEM of the private key (the auth service's `jwt_private_key`).
+    pub private_pem: String,
+    /// The public key as a JWK with `kid`.
+    pub public_jwk: serde_json::Value,
+}
+
+impl SigningKeyPair {
+    /// A fresh random key pair named `kid`.
+    pub fn generate(kid: &str) -> Self {
+        use base64::Engine as _;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let private_pem = key.to_pkcs8_pem(Default::default()).expect("encoding a key").to_string();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let public_jwk =
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x });
+        Self { private_pem, public_jwk }
+    }
+}
+
+/// The test platform's signing key, made once per test process.
+pub fn test_signing_key() -> &'static SigningKeyPair {
+    static KEY: std::sync::OnceLock<SigningKeyPair> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKeyPair::generate(TEST_KEY_ID))
+}
+
+/// The JWKS the proxy verifies test tokens with: the test key and `extra`.
+pub fn test_jwks(extra: &[&serde_json::Value]) -> String {
+    let mut keys = vec![&test_signing_key().public_jwk];
+    keys.extend(extra);
+    serde_json::json!({ "keys": keys }).to_string()
 }
 
 /// A host serving on an ephemeral loopback port until dropped.
@@ -175,6 +227,8 @@ impl RunningHost {
         let env = move |name: &str| match name {
             "TEST_DATABASE_URL" => Some(url.clone()),
             "SECRET_KEY" => Some(SECRET_KEY.into()),
+            "JWT_PRIVATE_KEY" => Some(test_signing_key().private_pem.clone()),
+            "JWT_KEY_ID" => Some(TEST_KEY_ID.into()),
             "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
             "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
             _ => None,

@@ -4,7 +4,11 @@
 //! listen = "127.0.0.1:8080"
 //!
 //! [jwt]
-//! secret_env = "SECRET_KEY"   # HS256 key, shared with the auth service
+//! algorithm = "EdDSA"              # or "HS256"
+//! jwks_env = "JWT_PUBLIC_KEYS"     # EdDSA: a JWKS document of public keys
+//! secret_env = "SECRET_KEY"        # HS256: the key shared with the auth service
+//! issuer = "gatehouse"
+//! audience = "gatehouse"
 //! leeway_seconds = 0
 //!
 //! [upstream.runtime]          # a pool of hosts, balanced round-robin
@@ -19,6 +23,12 @@
 //! prefix = "/items"
 //! upstream = "runtime"
 //! auth = "required"
+//!
+//! [[route]]                   # the template's single-origin layout
+//! prefix = "/api/v1/items"
+//! rewrite = "/items/api/v1/items"
+//! upstream = "runtime"
+//! auth = "required"
 //! ```
 //!
 //! The longest matching prefix wins. Unknown keys are errors.
@@ -28,6 +38,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::token::{TokenRules, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,8 +51,10 @@ pub enum ConfigError {
     Route { prefix: String, problem: String },
     #[error("upstream `{name}`: {problem}")]
     Upstream { name: String, problem: String },
-    #[error("jwt: environment variable {0} is not set (it holds the token signing key)")]
-    MissingSecret(String),
+    #[error("jwt: environment variable {0} is not set (it holds the token verification key)")]
+    MissingKey(String),
+    #[error("jwt: the key set in {env} is unusable")]
+    KeySet { env: String, source: crate::token::KeySetError },
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,26 +76,68 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    /// Ed25519 signatures, checked with public keys: the proxy holds
+    /// nothing that can sign.
+    EdDSA,
+    /// HMAC-SHA256 with a secret shared with the auth service.
+    HS256,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
-    /// Environment variable holding the HS256 signing key. The key never
-    /// sits in the file.
+    /// The one algorithm tokens must use; a token naming another is refused.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: JwtAlgorithm,
+    /// EdDSA: environment variable holding the public keys as a JWKS
+    /// document (`{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid", "x"}]}`).
+    /// A retired key stays listed until tokens signed with it have expired.
+    #[serde(default = "default_jwks_env")]
+    pub jwks_env: String,
+    /// HS256: environment variable holding the shared key. Keys never sit
+    /// in the file.
     #[serde(default = "default_secret_env")]
     pub secret_env: String,
-    /// Seconds of clock skew tolerated on `exp`.
+    /// The `iss` every token must carry.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// The `aud` every token must carry.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
     #[serde(default)]
     pub leeway_seconds: u64,
 }
 
 impl Default for JwtConfig {
     fn default() -> Self {
-        Self { secret_env: default_secret_env(), leeway_seconds: 0 }
+        Self {
+            algorithm: default_algorithm(),
+            jwks_env: default_jwks_env(),
+            secret_env: default_secret_env(),
+            issuer: default_issuer(),
+            audience: default_audience(),
+            leeway_seconds: 0,
+        }
     }
 }
 
+fn default_algorithm() -> JwtAlgorithm {
+    JwtAlgorithm::EdDSA
+}
+fn default_jwks_env() -> String {
+    "JWT_PUBLIC_KEYS".into()
+}
 fn default_secret_env() -> String {
     "SECRET_KEY".into()
+}
+fn default_issuer() -> String {
+    "gatehouse".into()
+}
+fn default_audience() -> String {
+    "gatehouse".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +171,12 @@ pub struct RouteConfig {
     /// Path prefix, matched on whole segments: `/items` matches `/items`
     /// and `/items/x`, not `/itemsx`.
     pub prefix: String,
+    /// What replaces the matched prefix in the path sent upstream:
+    /// `prefix = "/api/v1/items"` with `rewrite = "/items/api/v1/items"`
+    /// sends `/api/v1/items/x` on as `/items/api/v1/items/x`. The policy is
+    /// the one of this route, decided on the path as the client sent it.
+    #[serde(default)]
+    pub rewrite: Option<String>,
     /// Name of an `[upstream.*]` pool.
     pub upstream: String,
     pub auth: AuthPolicy,
@@ -145,8 +207,12 @@ impl ProxyConfig {
         let mut seen = std::collections::BTreeSet::new();
         for route in &self.route {
             let problem = |problem: &str| ConfigError::Route { prefix: route.prefix.clone(), problem: problem.into() };
-            if !route.prefix.starts_with('/') || (route.prefix.len() > 1 && route.prefix.ends_with('/')) {
+            let well_formed = |p: &str| p.starts_with('/') && (p.len() == 1 || !p.ends_with('/'));
+            if !well_formed(&route.prefix) {
                 return Err(problem("must start with `/` and not end with one"));
+            }
+            if route.rewrite.as_deref().is_some_and(|r| !well_formed(r)) {
+                return Err(problem("`rewrite` must start with `/` and not end with one"));
             }
             if !self.upstream.contains_key(&route.upstream) {
                 return Err(problem(&format!("no upstream named `{}`", route.upstream)));
@@ -158,11 +224,25 @@ impl ProxyConfig {
         Ok(())
     }
 
-    /// The signing key, read from the environment.
-    pub fn jwt_secret(&self, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-        env(&self.jwt.secret_env)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ConfigError::MissingSecret(self.jwt.secret_env.clone()))
+    /// The token verifier, with its keys read from the environment.
+    pub fn token_verifier(&self, env: impl Fn(&str) -> Option<String>) -> Result<TokenVerifier, ConfigError> {
+        let jwt = &self.jwt;
+        let rules = TokenRules {
+            issuer: jwt.issuer.clone(),
+            audience: jwt.audience.clone(),
+            leeway_seconds: jwt.leeway_seconds,
+        };
+        let var = match jwt.algorithm {
+            JwtAlgorithm::EdDSA => &jwt.jwks_env,
+            JwtAlgorithm::HS256 => &jwt.secret_env,
+        };
+        let value = env(var).filter(|s| !s.is_empty()).ok_or_else(|| ConfigError::MissingKey(var.clone()))?;
+        match jwt.algorithm {
+            JwtAlgorithm::EdDSA => {
+                TokenVerifier::eddsa(&value, &rules).map_err(|source| ConfigError::KeySet { env: var.clone(), source })
+            }
+            JwtAlgorithm::HS256 => Ok(TokenVerifier::hs256(value.as_bytes(), &rules)),
+        }
     }
 }
 
@@ -183,8 +263,10 @@ mod tests {
     fn parses_with_defaults() {
         let c = ProxyConfig::parse(CONFIG).unwrap();
         assert_eq!(c.listen.port(), 8080);
-        assert_eq!(c.jwt.secret_env, "SECRET_KEY");
+        assert_eq!(c.jwt.algorithm, JwtAlgorithm::EdDSA);
+        assert_eq!(c.jwt.jwks_env, "JWT_PUBLIC_KEYS");
         assert_eq!(c.route[0].auth, AuthPolicy::Required);
+        assert_eq!(c.route[0].rewrite, None);
     }
 
     #[test]
@@ -200,10 +282,22 @@ mod tests {
     }
 
     #[test]
-    fn secret_must_be_set_and_non_empty() {
+    fn keys_must_be_set_non_empty_and_usable() {
         let c = ProxyConfig::parse(CONFIG).unwrap();
-        assert!(c.jwt_secret(|_| None).is_err());
-        assert!(c.jwt_secret(|_| Some(String::new())).is_err());
-        assert_eq!(c.jwt_secret(|_| Some("k".into())).unwrap(), "k");
+        assert!(matches!(c.token_verifier(|_| None), Err(ConfigError::MissingKey(_))));
+        assert!(matches!(c.token_verifier(|_| Some(String::new())), Err(ConfigError::MissingKey(_))));
+        assert!(matches!(c.token_verifier(|_| Some("not json".into())), Err(ConfigError::KeySet { .. })));
+        let hs = ProxyConfig::parse(&format!("[jwt]\nalgorithm = \"HS256\"\n{CONFIG}")).unwrap();
+        assert!(hs.token_verifier(|var| (var == "SECRET_KEY").then(|| "k".into())).is_ok());
+    }
+
+    #[test]
+    fn rewrites_must_be_well_formed() {
+        let with = |rewrite: &str| {
+            CONFIG.replace("auth = \"required\"", &format!("auth = \"required\"\nrewrite = \"{rewrite}\""))
+        };
+        assert_eq!(ProxyConfig::parse(&with("/items/api")).unwrap().route[0].rewrite.as_deref(), Some("/items/api"));
+        assert!(ProxyConfig::parse(&with("items")).is_err());
+        assert!(ProxyConfig::parse(&with("/items/")).is_err());
     }
 }

@@ -34,6 +34,8 @@ pub struct Gateway {
 pub struct RequestCtx {
     started: Instant,
     upstream: Option<String>,
+    /// The path the route sends upstream, when it differs from the client's.
+    upstream_path: Option<String>,
     identity: Option<Identity>,
 }
 
@@ -42,7 +44,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { started: Instant::now(), upstream: None, identity: None }
+        RequestCtx { started: Instant::now(), upstream: None, upstream_path: None, identity: None }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -56,6 +58,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         ctx.upstream = Some(route.upstream.clone());
+        if route.rewrite.is_some() {
+            ctx.upstream_path = Some(route.upstream_path(&path));
+        }
         remove_identity_headers(session.req_header_mut());
         if route.auth == AuthPolicy::Required {
             let authorization = session.req_header().headers.get(http::header::AUTHORIZATION);
@@ -84,6 +89,15 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(path) = &ctx.upstream_path {
+            let uri = match upstream_request.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.clone(),
+            };
+            let uri = http::Uri::try_from(uri)
+                .map_err(|e| Error::explain(ErrorType::InternalError, format!("rewritten path: {e}")))?;
+            upstream_request.set_uri(uri);
+        }
         if let Some(identity) = &ctx.identity {
             upstream_request.insert_header(USER_ID_HEADER, identity.user_id.as_str())?;
         }

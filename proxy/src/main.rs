@@ -22,7 +22,6 @@ use pingora::services::background::background_service;
 use crate::config::ProxyConfig;
 use crate::gateway::Gateway;
 use crate::routing::RouteTable;
-use crate::token::TokenVerifier;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Gatehouse's edge proxy")]
@@ -58,7 +57,7 @@ fn run() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let secret = config.jwt_secret(|k| std::env::var(k).ok())?;
+    let verifier = config.token_verifier(|k| std::env::var(k).ok())?;
     if args.check {
         println!("{}: ok", args.config.display());
         return Ok(());
@@ -85,11 +84,7 @@ fn run() -> anyhow::Result<()> {
         server.add_service(service);
     }
 
-    let gateway = Gateway {
-        routes: RouteTable::new(config.route.clone()),
-        upstreams,
-        verifier: TokenVerifier::new(secret.as_bytes(), config.jwt.leeway_seconds),
-    };
+    let gateway = Gateway { routes: RouteTable::new(config.route.clone()), upstreams, verifier };
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(&config.listen.to_string());
     server.add_service(proxy);

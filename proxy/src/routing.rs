@@ -19,6 +19,20 @@ impl RouteTable {
     }
 }
 
+impl RouteConfig {
+    /// The path sent upstream for `path`, which this route covers: the
+    /// matched prefix replaced by `rewrite`, or `path` itself.
+    pub fn upstream_path(&self, path: &str) -> String {
+        let Some(rewrite) = &self.rewrite else { return path.to_owned() };
+        let rest = if self.prefix == "/" { path } else { &path[self.prefix.len()..] };
+        match (rewrite.as_str(), rest) {
+            (_, "") => rewrite.clone(),
+            ("/", rest) => rest.to_owned(),
+            (rewrite, rest) => format!("{rewrite}{rest}"),
+        }
+    }
+}
+
 fn covers(prefix: &str, path: &str) -> bool {
     prefix == "/" || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
@@ -40,7 +54,8 @@ mod tests {
     use crate::config::AuthPolicy;
 
     fn table() -> RouteTable {
-        let route = |prefix: &str, auth| RouteConfig { prefix: prefix.into(), upstream: "u".into(), auth };
+        let route =
+            |prefix: &str, auth| RouteConfig { prefix: prefix.into(), rewrite: None, upstream: "u".into(), auth };
         RouteTable::new(vec![
             route("/", AuthPolicy::Public),
             route("/auth", AuthPolicy::Public),
@@ -65,10 +80,32 @@ mod tests {
         assert_eq!(t.find("/").unwrap().prefix, "/");
         let no_root = RouteTable::new(vec![RouteConfig {
             prefix: "/items".into(),
+            rewrite: None,
             upstream: "u".into(),
             auth: AuthPolicy::Required,
         }]);
         assert!(no_root.find("/other").is_none());
+    }
+
+    #[test]
+    fn rewrites_replace_the_matched_prefix_only() {
+        let route = |prefix: &str, rewrite: &str| RouteConfig {
+            prefix: prefix.into(),
+            rewrite: Some(rewrite.into()),
+            upstream: "u".into(),
+            auth: AuthPolicy::Public,
+        };
+        let items = route("/api/v1/items", "/items/api/v1/items");
+        assert_eq!(items.upstream_path("/api/v1/items"), "/items/api/v1/items");
+        assert_eq!(items.upstream_path("/api/v1/items/"), "/items/api/v1/items/");
+        assert_eq!(items.upstream_path("/api/v1/items/42"), "/items/api/v1/items/42");
+        let jwks = route("/.well-known/jwks.json", "/auth/api/v1/.well-known/jwks.json");
+        assert_eq!(jwks.upstream_path("/.well-known/jwks.json"), "/auth/api/v1/.well-known/jwks.json");
+        assert_eq!(route("/app", "/").upstream_path("/app/x"), "/x");
+        assert_eq!(route("/app", "/").upstream_path("/app"), "/");
+        assert_eq!(route("/", "/site").upstream_path("/x"), "/site/x");
+        let plain = RouteConfig { rewrite: None, ..items };
+        assert_eq!(plain.upstream_path("/api/v1/items/42"), "/api/v1/items/42");
     }
 
     #[test]

@@ -1,6 +1,15 @@
-//! Bearer token verification at the edge: HS256 JWTs signed by the auth
-//! service, whose `sub` is the user's id.
+//! Bearer token verification at the edge: JWTs signed by the auth service,
+//! whose `sub` is the user's id.
+//!
+//! EdDSA (Ed25519) by default, with the public keys of a JWKS chosen by the
+//! token's `kid`: a retired key keeps verifying for as long as the key set
+//! lists it. HS256 with a shared secret is the alternative. Either way the
+//! algorithm is fixed by configuration, never taken from the token, and
+//! `exp`, `nbf`, `iss` and `aud` are checked.
 
+use std::collections::HashMap;
+
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -10,6 +19,17 @@ pub enum AuthError {
     Missing,
     #[error("Could not validate credentials")]
     Invalid,
+}
+
+/// A key set the proxy cannot use; found at start-up, not per request.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    #[error("the key set is not a JWKS document: {0}")]
+    Parse(serde_json::Error),
+    #[error("key `{kid}`: {problem}")]
+    Key { kid: String, problem: String },
+    #[error("the key set has no keys")]
+    Empty,
 }
 
 /// Who the caller is, once the token checked out.
@@ -24,18 +44,54 @@ struct Claims {
     sub: String,
 }
 
-/// The key and rules every token is checked against.
+/// What every token must satisfy besides its signature.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_seconds: u64,
+}
+
+enum Keys {
+    Secret(DecodingKey),
+    /// Public keys by `kid`.
+    Public(HashMap<String, DecodingKey>),
+}
+
+/// The keys and rules every token is checked against.
 pub struct TokenVerifier {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
 }
 
 impl TokenVerifier {
-    pub fn new(secret: &[u8], leeway_seconds: u64) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = leeway_seconds;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { key: DecodingKey::from_secret(secret), validation }
+    /// HS256 with a secret shared with the auth service.
+    pub fn hs256(secret: &[u8], rules: &TokenRules) -> Self {
+        Self { keys: Keys::Secret(DecodingKey::from_secret(secret)), validation: validation(Algorithm::HS256, rules) }
+    }
+
+    /// EdDSA with the Ed25519 keys of a JWKS document; each needs a `kid`.
+    pub fn eddsa(jwks: &str, rules: &TokenRules) -> Result<Self, KeySetError> {
+        let set: JwkSet = serde_json::from_str(jwks).map_err(KeySetError::Parse)?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let kid = jwk.common.key_id.clone().unwrap_or_default();
+            let problem = |problem: &str| KeySetError::Key { kid: kid.clone(), problem: problem.into() };
+            if kid.is_empty() {
+                return Err(problem("no `kid`"));
+            }
+            if !matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)) {
+                return Err(problem("not an Ed25519 (OKP) key"));
+            }
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| problem(&e.to_string()))?;
+            if keys.insert(kid.clone(), key).is_some() {
+                return Err(problem("listed twice"));
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeySetError::Empty);
+        }
+        Ok(Self { keys: Keys::Public(keys), validation: validation(Algorithm::EdDSA, rules) })
     }
 
     /// Checks an `Authorization` header value (`Bearer <jwt>`).
@@ -46,12 +102,29 @@ impl TokenVerifier {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Missing);
         }
-        let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.key, &self.validation)
-            .map_err(|_| AuthError::Invalid)?;
+        let token = token.trim();
+        let key = match &self.keys {
+            Keys::Secret(key) => key,
+            Keys::Public(keys) => {
+                let kid = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?.kid;
+                kid.and_then(|kid| keys.get(&kid)).ok_or(AuthError::Invalid)?
+            }
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| AuthError::Invalid)?;
         // Services key everything on the UUID; anything else is forged or foreign.
         let user_id = canonical_uuid(&data.claims.sub).ok_or(AuthError::Invalid)?;
         Ok(Identity { user_id })
     }
+}
+
+fn validation(algorithm: Algorithm, rules: &TokenRules) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = rules.leeway_seconds;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[&rules.issuer]);
+    validation.set_audience(&[&rules.audience]);
+    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+    validation
 }
 
 /// The lower-case hyphenated form of a UUID, or `None` if `text` is not one.
@@ -68,18 +141,53 @@ fn canonical_uuid(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
     use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
     const SECRET: &[u8] = b"edge-test-secret";
     const USER: &str = "0b6f1d8e-4c39-4f8a-9a55-3f2b1c7d9e10";
 
+    fn rules() -> TokenRules {
+        TokenRules { issuer: "gatehouse".into(), audience: "gatehouse".into(), leeway_seconds: 0 }
+    }
+
     fn now() -> u64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
     }
 
-    fn token(claims: serde_json::Value, secret: &[u8], alg: Algorithm) -> String {
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = json!({"sub": USER, "exp": now() + 60, "iss": "gatehouse", "aud": "gatehouse"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    fn hs(claims: serde_json::Value, secret: &[u8], alg: Algorithm) -> String {
         encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn ed_key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn ed(claims: serde_json::Value, key: &ed25519_dalek::SigningKey, kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_owned);
+        let der = key.to_pkcs8_der().unwrap();
+        encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    }
+
+    fn jwks(keys: &[(&ed25519_dalek::SigningKey, &str)]) -> String {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|(key, kid)| {
+                json!({"kty": "OKP", "crv": "Ed25519", "kid": kid,
+                       "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes())})
+            })
+            .collect();
+        json!({ "keys": keys }).to_string()
     }
 
     fn bearer(t: &str) -> Vec<u8> {
@@ -88,28 +196,32 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_token() {
-        let v = TokenVerifier::new(SECRET, 0);
-        let t = token(json!({"sub": USER, "exp": now() + 60}), SECRET, Algorithm::HS256);
+        let v = TokenVerifier::hs256(SECRET, &rules());
+        let t = hs(claims(json!({})), SECRET, Algorithm::HS256);
         assert_eq!(v.verify_bearer_token(Some(&bearer(&t))), Ok(Identity { user_id: USER.into() }));
     }
 
     #[test]
     fn missing_or_other_scheme_is_missing() {
-        let v = TokenVerifier::new(SECRET, 0);
+        let v = TokenVerifier::hs256(SECRET, &rules());
         assert_eq!(v.verify_bearer_token(None), Err(AuthError::Missing));
         assert_eq!(v.verify_bearer_token(Some(b"Basic abc")), Err(AuthError::Missing));
         assert_eq!(v.verify_bearer_token(Some(b"Bearer")), Err(AuthError::Missing));
     }
 
     #[test]
-    fn rejects_wrong_key_expired_tampered_and_foreign_subjects() {
-        let v = TokenVerifier::new(SECRET, 0);
+    fn rejects_wrong_key_expired_early_foreign_and_tampered() {
+        let v = TokenVerifier::hs256(SECRET, &rules());
         let cases = [
-            token(json!({"sub": USER, "exp": now() + 60}), b"other-key", Algorithm::HS256),
-            token(json!({"sub": USER, "exp": now() - 10}), SECRET, Algorithm::HS256),
-            token(json!({"sub": USER}), SECRET, Algorithm::HS256),
-            token(json!({"sub": "admin", "exp": now() + 60}), SECRET, Algorithm::HS256),
-            token(json!({"sub": USER, "exp": now() + 60}), SECRET, Algorithm::HS512),
+            hs(claims(json!({})), b"other-key", Algorithm::HS256),
+            hs(claims(json!({"exp": now() - 10})), SECRET, Algorithm::HS256),
+            hs(json!({"sub": USER, "iss": "gatehouse", "aud": "gatehouse"}), SECRET, Algorithm::HS256),
+            hs(claims(json!({"nbf": now() + 600})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"iss": "someone-else"})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"aud": "another-app"})), SECRET, Algorithm::HS256),
+            hs(json!({"sub": USER, "exp": now() + 60}), SECRET, Algorithm::HS256),
+            hs(claims(json!({"sub": "admin"})), SECRET, Algorithm::HS256),
+            hs(claims(json!({})), SECRET, Algorithm::HS512),
             "not.a.jwt".to_string(),
         ];
         for t in &cases {
@@ -119,13 +231,44 @@ mod tests {
 
     #[test]
     fn a_changed_payload_breaks_the_signature() {
-        let v = TokenVerifier::new(SECRET, 0);
-        let t = token(json!({"sub": USER, "exp": now() + 60}), SECRET, Algorithm::HS256);
+        let v = TokenVerifier::hs256(SECRET, &rules());
+        let t = hs(claims(json!({})), SECRET, Algorithm::HS256);
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
-        let other =
-            token(json!({"sub": "11111111-2222-3333-4444-555555555555", "exp": now() + 60}), b"x", Algorithm::HS256);
+        let other = hs(claims(json!({"sub": "11111111-2222-3333-4444-555555555555"})), b"x", Algorithm::HS256);
         parts[1] = other.split('.').nth(1).unwrap().to_owned();
         assert_eq!(v.verify_bearer_token(Some(&bearer(&parts.join(".")))), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn eddsa_picks_the_key_by_kid_and_keeps_retired_keys_working() {
+        let (current, retired, stranger) = (ed_key(1), ed_key(2), ed_key(3));
+        let v = TokenVerifier::eddsa(&jwks(&[(&current, "k2"), (&retired, "k1")]), &rules()).unwrap();
+        for (key, kid) in [(&current, "k2"), (&retired, "k1")] {
+            let t = ed(claims(json!({})), key, Some(kid));
+            assert_eq!(v.verify_bearer_token(Some(&bearer(&t))), Ok(Identity { user_id: USER.into() }), "{kid}");
+        }
+        let refused = [
+            ed(claims(json!({})), &stranger, Some("k2")),
+            ed(claims(json!({})), &current, Some("k1")),
+            ed(claims(json!({})), &current, Some("k9")),
+            ed(claims(json!({})), &current, None),
+            ed(claims(json!({"nbf": now() + 600})), &current, Some("k2")),
+            // An HS256 token "signed" with the public key must not pass.
+            hs(claims(json!({})), current.verifying_key().as_bytes(), Algorithm::HS256),
+        ];
+        for t in &refused {
+            assert_eq!(v.verify_bearer_token(Some(&bearer(t))), Err(AuthError::Invalid), "{t}");
+        }
+    }
+
+    #[test]
+    fn unusable_key_sets_are_refused_at_start() {
+        assert!(TokenVerifier::eddsa("{", &rules()).is_err());
+        assert!(matches!(TokenVerifier::eddsa(r#"{"keys": []}"#, &rules()), Err(KeySetError::Empty)));
+        let no_kid = jwks(&[(&ed_key(1), "")]);
+        assert!(TokenVerifier::eddsa(&no_kid, &rules()).is_err());
+        let twice = jwks(&[(&ed_key(1), "a"), (&ed_key(2), "a")]);
+        assert!(TokenVerifier::eddsa(&twice, &rules()).is_err());
     }
 
     #[test]

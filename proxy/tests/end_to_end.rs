@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, SECRET_KEY, TestDatabase, services_manifest};
+use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, services_manifest, test_jwks};
 use serde_json::{Value, json};
 
 /// The proxy as a child process, with its configuration in a folder of its
@@ -18,43 +18,27 @@ struct ProxyProcess {
 }
 
 impl ProxyProcess {
+    /// The proxy with the configuration `cargo xtask run` uses, its upstream
+    /// pointed at `upstream`, plus a public route to the test guest.
     fn start(upstream: SocketAddr) -> Self {
+        Self::start_with_keys(upstream, &test_jwks(&[]))
+    }
+
+    fn start_with_keys(upstream: SocketAddr, jwks: &str) -> Self {
         let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let dir = std::env::temp_dir().join(format!("gatehouse-e2e-{}-{}", std::process::id(), addr.port()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("proxy.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-                [upstream.runtime]
-                addresses = ["{upstream}"]
-                health_check_seconds = 1
-                [[route]]
-                prefix = "/auth"
-                upstream = "runtime"
-                auth = "public"
-                [[route]]
-                prefix = "/auth/api/v1/login/test-token"
-                upstream = "runtime"
-                auth = "required"
-                [[route]]
-                prefix = "/items"
-                upstream = "runtime"
-                auth = "required"
-                [[route]]
-                prefix = "/guest"
-                upstream = "runtime"
-                auth = "public"
-                "#
-            ),
-        )
-        .unwrap();
+        let deployed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/proxy.toml")).unwrap();
+        let pointed = deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
+        assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
+        let guest_route = "\n[[route]]\nprefix = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
+        std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
             .arg("--config")
             .arg(&config)
             .args(["--listen", &addr.to_string(), "--threads", "1"])
-            .env("SECRET_KEY", SECRET_KEY)
+            .env("JWT_PUBLIC_KEYS", jwks)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

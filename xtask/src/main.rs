@@ -12,6 +12,7 @@
 
 mod postgres;
 mod prerequisites;
+mod signing_key;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -154,10 +155,7 @@ impl Platform {
                 (server.url("gatehouse"), Some(server))
             }
         };
-        let secret_key = match std::env::var("SECRET_KEY") {
-            Ok(key) => key,
-            Err(_) => dev_secret_key(&state_dir)?,
-        };
+        let keys = signing_keys(&state_dir)?;
         let superuser = env_or_default("FIRST_SUPERUSER", DEV_FIRST_SUPERUSER);
         let superuser_password = env_or_default("FIRST_SUPERUSER_PASSWORD", DEV_FIRST_SUPERUSER_PASSWORD);
         let mut platform = Self { children: Children::default(), postgres, superuser, superuser_password };
@@ -167,7 +165,8 @@ impl Platform {
         host.current_dir(project_root())
             .args(["--manifest", "deploy/host.toml", "--listen", HOST_ADDRESS])
             .env("DATABASE_URL", &database_url)
-            .env("SECRET_KEY", &secret_key)
+            .env("JWT_PRIVATE_KEY", &keys.private_pem)
+            .env("JWT_KEY_ID", &keys.key_id)
             .env("FIRST_SUPERUSER", &platform.superuser)
             .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
         platform.children.spawn("host", host)?;
@@ -178,7 +177,7 @@ impl Platform {
         proxy
             .current_dir(project_root())
             .args(["--config", "deploy/proxy.toml", "--listen", PROXY_ADDRESS])
-            .env("SECRET_KEY", &secret_key);
+            .env("JWT_PUBLIC_KEYS", &keys.public_jwks);
         platform.children.spawn("proxy", proxy)?;
         platform.children.wait_listening("proxy", PROXY_ADDRESS.parse()?, Duration::from_secs(30))?;
         Ok(platform)
@@ -265,16 +264,31 @@ fn env_or_default(name: &str, default: &str) -> String {
     })
 }
 
-/// A signing key for development, made once and kept in `.gatehouse` so
-/// tokens stay valid across restarts.
-fn dev_secret_key(state_dir: &Path) -> anyhow::Result<String> {
-    let path = state_dir.join("secret_key");
+/// How tokens are signed (auth service) and verified (proxy).
+struct SigningKeys {
+    private_pem: String,
+    key_id: String,
+    public_jwks: String,
+}
+
+/// The token signing key: `JWT_PRIVATE_KEY`, `JWT_KEY_ID` and
+/// `JWT_PUBLIC_KEYS` from the environment when all are set, or else a
+/// development key pair made once and kept in `.gatehouse` so tokens stay
+/// valid across restarts.
+fn signing_keys(state_dir: &Path) -> anyhow::Result<SigningKeys> {
+    let from_env = ["JWT_PRIVATE_KEY", "JWT_KEY_ID", "JWT_PUBLIC_KEYS"].map(|name| std::env::var(name).ok());
+    if let [Some(private_pem), Some(key_id), Some(public_jwks)] = from_env {
+        return Ok(SigningKeys { private_pem, key_id, public_jwks });
+    }
+    let path = state_dir.join("jwt_ed25519.pem");
     if !path.exists() {
         std::fs::create_dir_all(state_dir)?;
-        std::fs::write(&path, postgres::random_hex(32)?)?;
+        std::fs::write(&path, signing_key::generate_pem()?)?;
     }
-    eprintln!("SECRET_KEY not set: using the development key in .gatehouse/secret_key");
-    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+    eprintln!("JWT_PRIVATE_KEY not set: using the development key pair in .gatehouse/jwt_ed25519.pem");
+    let private_pem = std::fs::read_to_string(&path)?;
+    let (key_id, public_jwks) = signing_key::public_jwks(&private_pem)?;
+    Ok(SigningKeys { private_pem, key_id, public_jwks })
 }
 
 /// The platform's processes, stopped in reverse order of start.

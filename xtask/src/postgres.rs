@@ -159,7 +159,11 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    let mut buf = vec![0u8; bytes];
+    Ok(random_bytes(bytes)?.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub fn random_bytes(count: usize) -> anyhow::Result<Vec<u8>> {
+    let mut buf = vec![0u8; count];
     fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(buf)
 }

@@ -1,51 +1,46 @@
-//! The auth service: checks an email and password against the bcrypt hash in
-//! the `user` table and issues a signed JWT (HS256) for the edge proxy to
-//! verify.
+//! The auth service: logs users in with their email and password, issues the
+//! access tokens the edge proxy verifies and publishes their public keys,
+//! and recovers lost passwords by mail.
 //!
-//! Routes (as the service sees them, after the `/auth` prefix):
-//! - `POST /api/v1/login/access-token` — form or JSON `username`/`password`
-//! - `GET|POST /api/v1/login/test-token` — the caller, from the verified token
-//! - `GET /health`
+//! Routes (as the service sees them, after the `/auth` prefix); the proxy
+//! requires a token on `login/test-token` and
+//! `password-recovery-html-content`. `openapi.json` describes each one.
+
+mod recovery;
+mod tokens;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use service::passwords::{self, Verified};
+use service::router::{self, Params, Route};
+use service::validate::Validator;
 use service::{ApiError, ApiResult, Database, json_response};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
-/// Spin variable holding the HS256 signing key the proxy verifies with.
-const SECRET_KEY_VARIABLE: &str = "secret_key";
-/// Spin variable with the token lifetime; the original default was eight days.
-const EXPIRE_MINUTES_VARIABLE: &str = "access_token_expire_minutes";
-const DEFAULT_EXPIRE_MINUTES: u64 = 60 * 24 * 8;
+use crate::recovery::{RECOVERY_SENT, RecoveryMail, ResetToken};
+use crate::tokens::Signer;
 
-/// A bcrypt hash (cost 12) of a random password nobody knows. Checking a
-/// login for an unknown email against it costs as much as checking a real
-/// one, so response times do not reveal which emails exist.
-const UNKNOWN_USER_HASH: &str = "$2b$12$w1nIe9vNmjIbNwiBpX5jBu2x2OoPMc6kMqf2rOe0HqB.AVTxmaNDa";
+const OPENAPI: &str = include_str!("../openapi.json");
+
+const ROUTES: &[Route] = &[
+    Route::new(Method::Post, "/api/v1/login/access-token", login),
+    Route::new(Method::Get, "/api/v1/login/test-token", test_token),
+    Route::new(Method::Post, "/api/v1/login/test-token", test_token),
+    Route::new(Method::Post, "/api/v1/password-recovery/{email}", recover_password),
+    Route::new(Method::Post, "/api/v1/reset-password/", reset_password),
+    Route::new(Method::Post, "/api/v1/password-recovery-html-content/{email}", recovery_html_content),
+    Route::new(Method::Get, "/api/v1/.well-known/jwks.json", jwks),
+    Route::new(Method::Get, "/api/v1/utils/health-check/", health_check),
+    Route::new(Method::Get, "/health", health),
+    Route::new(Method::Get, "/openapi.json", openapi),
+];
 
 #[http_component]
 fn handle(req: Request) -> Response {
-    service::respond(route(&req))
-}
-
-fn route(req: &Request) -> ApiResult {
-    let path = service::service_path(req);
-    match service::segments(&path).as_slice() {
-        ["api", "v1", "login", "access-token"] => match req.method() {
-            Method::Post => login(req),
-            _ => Err(service::method_not_allowed()),
-        },
-        ["api", "v1", "login", "test-token"] => match req.method() {
-            Method::Get | Method::Post => test_token(req),
-            _ => Err(service::method_not_allowed()),
-        },
-        ["health"] => health(),
-        _ => Err(service::route_not_found()),
-    }
+    service::respond(router::dispatch(ROUTES, &req))
 }
 
 /// The credentials of a login, from an OAuth2 password form (as the original
@@ -63,36 +58,44 @@ struct Token {
     token_type: &'static str,
 }
 
-/// The claims the proxy checks: `sub` is the user id, `exp` a Unix time.
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    exp: u64,
-}
-
-fn login(req: &Request) -> ApiResult {
+fn login(req: &Request, _: &Params) -> ApiResult {
     let credentials = parse_credentials(req)?;
+    let mut v = Validator::new();
+    // PostgreSQL text cannot hold NUL: refuse it before it reaches a query.
+    v.text("username", &credentials.username, 0, usize::MAX);
+    v.text("password", &credentials.password, 0, usize::MAX);
+    v.finish()?;
     let db = Database::open()?;
     let row = db.query_one(
-        r#"SELECT id, hashed_password, is_active FROM "user" WHERE email = $1"#,
-        &[ParameterValue::Str(credentials.username.clone())],
+        r#"SELECT id, hashed_password, is_active FROM "user" WHERE lower(email) = $1"#,
+        &[credentials.username.to_lowercase().into()],
     )?;
     let Some(row) = row else {
         // Same cost as a real check; the answer is the same as a wrong password.
-        let _ = bcrypt::verify(&credentials.password, UNKNOWN_USER_HASH);
+        passwords::burn_one_check(&credentials.password);
         return Err(incorrect_credentials());
     };
     let id: Uuid = service::column(&row, 0)?;
     let hashed_password: String = service::column(&row, 1)?;
     let is_active: bool = service::column(&row, 2)?;
-    // A hash that does not parse cannot match any password.
-    if !bcrypt::verify(&credentials.password, &hashed_password).unwrap_or(false) {
+    let verified = passwords::verify_password(&credentials.password, &hashed_password);
+    if !verified.matches() {
         return Err(incorrect_credentials());
     }
     if !is_active {
         return Err(ApiError::new(400, "Inactive user"));
     }
-    let access_token = issue_token(id, now_unix())?;
+    if verified == Verified::YesRehash {
+        // An argon2id hash from the original platform, or an old bcrypt
+        // cost: replace it now that the password is known to be right.
+        let fresh = passwords::hash_password(&credentials.password)?;
+        db.execute(
+            r#"UPDATE "user" SET hashed_password = $2 WHERE id = $1 AND hashed_password = $3"#,
+            &[id.into(), fresh.into(), hashed_password.into()],
+        )?;
+    }
+    let signer = Signer::from_variables()?;
+    let access_token = signer.sign(&tokens::claims_for(id, now_unix())?)?;
     Ok(json_response(200, &Token { access_token, token_type: "bearer" }))
 }
 
@@ -119,77 +122,119 @@ fn parse_form(body: &[u8]) -> ApiResult<Credentials> {
             _ => {}
         }
     }
-    let missing = |field| ApiError::validation(&[field], "missing", "Field required");
-    Ok(Credentials {
-        username: username.ok_or_else(|| missing("username"))?,
-        password: password.ok_or_else(|| missing("password"))?,
-    })
-}
-
-fn issue_token(user_id: Uuid, now: u64) -> ApiResult<String> {
-    let secret =
-        spin_sdk::variables::get(SECRET_KEY_VARIABLE).map_err(|e| ApiError::internal("reading the signing key", e))?;
-    let minutes = match spin_sdk::variables::get(EXPIRE_MINUTES_VARIABLE) {
-        Ok(value) => value.parse::<u64>().map_err(|e| ApiError::internal("reading the token lifetime", e))?,
-        Err(_) => DEFAULT_EXPIRE_MINUTES,
-    };
-    sign_token(user_id, now + minutes * 60, secret.as_bytes())
-}
-
-fn sign_token(user_id: Uuid, exp: u64, secret: &[u8]) -> ApiResult<String> {
-    let claims = Claims { sub: user_id.to_string(), exp };
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
-        .map_err(|e| ApiError::internal("signing a token", e))
+    let mut v = Validator::new();
+    for (field, value) in [("username", &username), ("password", &password)] {
+        if value.is_none() {
+            v.error(&["body", field], "missing", "Field required", None);
+        }
+    }
+    v.finish()?;
+    Ok(Credentials { username: username.unwrap_or_default(), password: password.unwrap_or_default() })
 }
 
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn test_token(req: &Request) -> ApiResult {
-    let db = Database::open()?;
-    let user = service::current_user(&db, req)?;
+fn test_token(req: &Request, _: &Params) -> ApiResult {
+    let (_, user) = service::caller(req)?;
     Ok(json_response(200, &user))
 }
 
-fn health() -> ApiResult {
+/// Queues a recovery mail when the email belongs to an active user; the
+/// answer never tells whether it does.
+fn recover_password(_: &Request, params: &Params) -> ApiResult {
+    let email = params.get("email").to_lowercase();
     let db = Database::open()?;
-    db.query("SELECT 1", &[])?;
-    Ok(json_response(200, &serde_json::json!({ "status": "ok" })))
+    if !email.contains('\0') {
+        recovery::queue_recovery(&db, &email)?;
+    }
+    Ok(service::message(RECOVERY_SENT))
+}
+
+fn reset_password(req: &Request, _: &Params) -> ApiResult {
+    let body: recovery::NewPassword = service::parse_json(req.body())?;
+    let mut v = Validator::new();
+    v.text("token", &body.token, 0, usize::MAX);
+    v.password("new_password", &body.new_password);
+    v.finish()?;
+    let db = Database::open()?;
+    let invalid = || ApiError::new(400, "Invalid token");
+    let (_, is_active) = recovery::token_owner(&db, &body.token)?.ok_or_else(invalid)?;
+    if !is_active {
+        return Err(ApiError::new(400, "Inactive user"));
+    }
+    let hashed = passwords::hash_password(&body.new_password)?;
+    if !recovery::consume_token(&db, &body.token, hashed)? {
+        return Err(invalid());
+    }
+    Ok(service::message("Password updated successfully"))
+}
+
+/// The recovery mail a user would get, for a superuser to look at; its
+/// link works like a mailed one.
+fn recovery_html_content(req: &Request, params: &Params) -> ApiResult {
+    let (db, user) = service::caller(req)?;
+    service::require_superuser(&user)?;
+    let email = params.get("email").to_lowercase();
+    let row = db.query_one(r#"SELECT id, email FROM "user" WHERE lower(email) = $1"#, &[email.into()])?;
+    let Some(row) = row else {
+        return Err(ApiError::not_found_detail("The user with this username does not exist in the system."));
+    };
+    let (id, email): (Uuid, String) = (service::column(&row, 0)?, service::column(&row, 1)?);
+    let token = ResetToken::generate()?;
+    let hours = recovery::expire_hours()?;
+    recovery::store_token(&db, &token, id, hours)?;
+    let mail = RecoveryMail::new(&email, &token.token, hours);
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("subject", mail.subject)
+        .header("cache-control", "no-store")
+        .body(mail.html)
+        .build())
+}
+
+fn jwks(_: &Request, _: &Params) -> ApiResult {
+    let keys = Signer::from_variables()?.jwks(&tokens::retired_keys())?;
+    let body = serde_json::to_vec(&keys).map_err(|e| ApiError::internal("writing the key set", e))?;
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("cache-control", "public, max-age=300")
+        .body(body)
+        .build())
+}
+
+/// The template's `GET /utils/health-check/`: `true`.
+fn health_check(_: &Request, _: &Params) -> ApiResult {
+    Ok(json_response(200, &true))
+}
+
+fn health(_: &Request, _: &Params) -> ApiResult {
+    service::health()
+}
+
+fn openapi(_: &Request, _: &Params) -> ApiResult {
+    Ok(service::openapi_response(OPENAPI))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{DecodingKey, Validation, decode};
 
     #[test]
-    fn unknown_user_hash_is_a_valid_cost_12_hash() {
-        // verify() errors on a malformed hash; Ok(false) proves it parsed.
-        assert_eq!(bcrypt::verify("anything", UNKNOWN_USER_HASH).ok(), Some(false));
-        assert!(UNKNOWN_USER_HASH.starts_with("$2b$12$"));
+    fn openapi_document_lists_exactly_the_routes() {
+        let problems = service::openapi::mismatches(OPENAPI, ROUTES);
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 
     #[test]
-    fn signed_token_carries_subject_and_expiry() {
-        let id = Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
-        let exp = now_unix() + 600;
-        let token = sign_token(id, exp, b"test-secret").unwrap();
-        let data = decode::<Claims>(
-            &token,
-            &DecodingKey::from_secret(b"test-secret"),
-            &Validation::new(jsonwebtoken::Algorithm::HS256),
-        )
-        .unwrap();
-        assert_eq!(data.claims.sub, id.to_string());
-        assert_eq!(data.claims.exp, exp);
-    }
-
-    #[test]
-    fn form_without_password_is_422_on_password() {
-        let err = parse_form(b"username=a%40b.c").unwrap_err();
+    fn form_without_fields_is_422_on_each() {
+        let err = parse_form(b"").unwrap_err();
         assert_eq!(err.status, 422);
-        assert_eq!(err.detail[0]["loc"], serde_json::json!(["body", "password"]));
+        assert_eq!(err.detail[0]["loc"], serde_json::json!(["body", "username"]));
+        assert_eq!(err.detail[1]["loc"], serde_json::json!(["body", "password"]));
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! Everything here is plain code over spin-sdk types, so a service built on
 //! it runs on the Gatehouse host and on Spin alike.
 
+pub mod openapi;
+pub mod passwords;
+pub mod router;
+pub mod validate;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use spin_sdk::http::{Request, Response};
-use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, RowSet};
+use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 use uuid::Uuid;
 
 /// Header carrying the user id the edge proxy verified from the bearer token.
@@ -36,6 +41,11 @@ impl ApiError {
         Self::new(404, format!("{what} not found"))
     }
 
+    /// A 404 with the original's own wording.
+    pub fn not_found_detail(detail: &str) -> Self {
+        Self::new(404, detail)
+    }
+
     pub fn unauthenticated() -> Self {
         Self::new(401, "Not authenticated")
     }
@@ -52,6 +62,11 @@ impl ApiError {
         let mut location = vec![Value::from("body")];
         location.extend(loc.iter().map(|part| Value::from(*part)));
         Self { status: 422, detail: json!([{ "type": kind, "loc": location, "msg": msg.into() }]) }
+    }
+
+    /// The request was understood but the caller may not do it.
+    pub fn forbidden(detail: &str) -> Self {
+        Self::new(403, detail)
     }
 
     pub fn into_response(self) -> Response {
@@ -80,6 +95,18 @@ pub fn service_path(req: &Request) -> String {
         Some(info) => info.to_owned(),
         None => req.path().to_owned(),
     }
+}
+
+/// `GET /health`: `{"status": "ok"}` once the database answers.
+pub fn health() -> ApiResult {
+    let db = Database::open()?;
+    db.query("SELECT 1", &[])?;
+    Ok(json_response(200, &json!({ "status": "ok" })))
+}
+
+/// A service's OpenAPI document as it is served.
+pub fn openapi_response(document: &'static str) -> Response {
+    Response::builder().status(200).header("content-type", "application/json").body(document).build()
 }
 
 /// The answer for a path a service knows but a method it does not.
@@ -132,15 +159,6 @@ pub fn caller_id(req: &Request) -> ApiResult<Uuid> {
     Uuid::parse_str(value).map_err(|_| ApiError::unauthenticated())
 }
 
-/// Parses a path segment as a UUID, answering 422 as FastAPI did for a
-/// malformed path parameter.
-pub fn parse_path_id(segment: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(segment).map_err(|_| ApiError {
-        status: 422,
-        detail: json!([{ "type": "uuid_parsing", "loc": ["path", "id"], "msg": "Input should be a valid UUID" }]),
-    })
-}
-
 /// A connection to the database this service was granted.
 pub struct Database {
     conn: Connection,
@@ -166,7 +184,47 @@ impl Database {
     pub fn query_one(&self, statement: &str, params: &[ParameterValue]) -> ApiResult<Option<Vec<DbValue>>> {
         Ok(self.query(statement, params)?.rows.into_iter().next())
     }
+
+    /// Like [`Database::query_one`], but a unique violation (two users with
+    /// one email, written at the same moment) is `Err(Conflict)` for the
+    /// caller to answer, not a 500.
+    pub fn query_one_unique(
+        &self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> ApiResult<Result<Option<Vec<DbValue>>, Conflict>> {
+        match self.conn.query(statement, params) {
+            Ok(rows) => Ok(Ok(rows.rows.into_iter().next())),
+            Err(PgError::QueryFailed(QueryError::DbError(e))) if e.code == UNIQUE_VIOLATION => Ok(Err(Conflict)),
+            Err(e) => Err(ApiError::internal("query failed", e)),
+        }
+    }
+
+    /// Runs `work` in a transaction: committed if it returns `Ok`, rolled
+    /// back otherwise, so an error leaves nothing half-written.
+    pub fn transaction<T>(&self, work: impl FnOnce(&Self) -> ApiResult<T>) -> ApiResult<T> {
+        self.execute("BEGIN", &[])?;
+        match work(self) {
+            Ok(value) => {
+                self.execute("COMMIT", &[])?;
+                Ok(value)
+            }
+            Err(e) => {
+                // If the rollback fails too, the host closes the session
+                // rather than pool it inside a transaction.
+                let _ = self.conn.execute("ROLLBACK", &[]);
+                Err(e)
+            }
+        }
+    }
 }
+
+/// SQLSTATE of a unique constraint violation.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// A write refused because it would duplicate a unique value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict;
 
 /// Decodes column `index` of a row, treating a mismatch as a host-side fault.
 pub fn column<T: Decode>(row: &[DbValue], index: usize) -> ApiResult<T> {
@@ -182,11 +240,12 @@ pub struct UserPublic {
     pub full_name: Option<String>,
     pub is_active: bool,
     pub is_superuser: bool,
+    pub created_at: String,
 }
 
 impl UserPublic {
     /// The columns `from_row` expects, in order.
-    pub const COLUMNS: &'static str = r#"id, email, full_name, is_active, is_superuser"#;
+    pub const COLUMNS: &'static str = r#"id, email, full_name, is_active, is_superuser, created_at"#;
 
     pub fn from_row(row: &[DbValue]) -> ApiResult<Self> {
         Ok(Self {
@@ -195,8 +254,74 @@ impl UserPublic {
             full_name: column(row, 2)?,
             is_active: column(row, 3)?,
             is_superuser: column(row, 4)?,
+            created_at: timestamp(row, 5)?,
         })
     }
+}
+
+/// A `timestamptz` column as ISO 8601 in UTC (`2026-11-27T07:00:00.123456Z`),
+/// as pydantic writes an aware datetime.
+pub fn timestamp(row: &[DbValue], index: usize) -> ApiResult<String> {
+    let at: chrono::NaiveDateTime = column(row, index)?;
+    Ok(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+/// The answer to a superuser-only route for anyone else.
+pub fn require_superuser(user: &UserPublic) -> ApiResult<()> {
+    if user.is_superuser { Ok(()) } else { Err(ApiError::new(403, "The user doesn't have enough privileges")) }
+}
+
+/// `{"message": ...}`, the original services' answer to a completed action.
+pub fn message(text: &str) -> Response {
+    json_response(200, &json!({ "message": text }))
+}
+
+/// A variable the manifest may set, or `default` when it does not.
+pub fn variable_or(name: &str, default: &str) -> String {
+    spin_sdk::variables::get(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The page size a list answers when the client names none.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// The largest page a list answers; a larger `limit` is a 422.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// Reads `skip` and `limit` from the query string: non-negative integers,
+/// `limit` at most [`MAX_LIMIT`]; anything else is a 422 naming the parameter.
+pub fn paging(query: &str) -> ApiResult<(i64, i64)> {
+    let mut skip = 0;
+    let mut limit = DEFAULT_LIMIT;
+    let mut problems = validate::Validator::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let (target, max) = match key.as_ref() {
+            "skip" => (&mut skip, i64::MAX),
+            "limit" => (&mut limit, MAX_LIMIT),
+            _ => continue,
+        };
+        match value.parse::<i64>() {
+            Ok(n) if n < 0 => problems.error(
+                &["query", &key],
+                "greater_than_equal",
+                "Input should be greater than or equal to 0",
+                Some(json!({ "ge": 0 })),
+            ),
+            Ok(n) if n > max => problems.error(
+                &["query", &key],
+                "less_than_equal",
+                format!("Input should be less than or equal to {max}"),
+                Some(json!({ "le": max })),
+            ),
+            Ok(n) => *target = n,
+            Err(_) => problems.error(
+                &["query", &key],
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+                None,
+            ),
+        }
+    }
+    problems.finish()?;
+    Ok((skip, limit))
 }
 
 /// The caller as a user record: 404 if the user behind a valid token was
@@ -210,6 +335,13 @@ pub fn current_user(db: &Database, req: &Request) -> ApiResult<UserPublic> {
         return Err(ApiError::new(400, "Inactive user"));
     }
     Ok(user)
+}
+
+/// The database and the caller, as most handlers start.
+pub fn caller(req: &Request) -> ApiResult<(Database, UserPublic)> {
+    let db = Database::open()?;
+    let user = current_user(&db, req)?;
+    Ok((db, user))
 }
 
 /// Splits a path into its segments, ignoring a trailing slash so that
@@ -253,6 +385,18 @@ mod tests {
     fn wrong_type_is_422_value_error() {
         let err = parse_json::<Body>(br#"{"title": 5}"#).unwrap_err();
         assert_eq!((err.status, err.detail[0]["type"].as_str()), (422, Some("value_error")));
+    }
+
+    #[test]
+    fn paging_defaults_bounds_and_names_the_parameter() {
+        assert_eq!(paging("").unwrap(), (0, DEFAULT_LIMIT));
+        assert_eq!(paging("skip=5&limit=10&other=x").unwrap(), (5, 10));
+        assert_eq!(paging(&format!("limit={MAX_LIMIT}")).unwrap(), (0, MAX_LIMIT));
+        let err = paging(&format!("limit={}", MAX_LIMIT + 1)).unwrap_err();
+        assert_eq!((err.status, err.detail[0]["type"].as_str()), (422, Some("less_than_equal")));
+        let err = paging("limit=-1&skip=abc").unwrap_err();
+        assert_eq!(err.detail[0]["loc"], json!(["query", "limit"]));
+        assert_eq!(err.detail[1]["loc"], json!(["query", "skip"]));
     }
 
     #[test]
