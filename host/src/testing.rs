@@ -6,9 +6,11 @@
 //! [`TestDatabase`] is a fresh database, dropped when the test ends, so
 //! tests never see each other's rows.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -248,6 +250,170 @@ impl RunningHost {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// A child process stopped and waited for when dropped, however the test
+/// ends, with a folder of its own removed with it.
+pub struct ChildProcess {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl ChildProcess {
+    /// A fresh folder under the system's temporary folder.
+    fn folder(kind: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gatehouse-{kind}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("creating a test folder");
+        dir
+    }
+
+    fn spawn(mut command: Command, dir: PathBuf, what: &str) -> Self {
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        Self { child, dir }
+    }
+
+    /// Waits until `addr` accepts connections, failing the test if the
+    /// process exits first.
+    fn wait_listening(&mut self, addr: SocketAddr, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(self.child.try_wait().unwrap().is_none(), "{what} exited at start-up");
+            assert!(Instant::now() < deadline, "{what} did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_loopback_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The proxy binary with the configuration `cargo xtask run` uses
+/// (`deploy/proxy.toml`), its upstream pointed at a test host, plus a public
+/// route to the test guest; it verifies tokens with the key set `jwks`.
+pub struct ProxyProcess {
+    pub addr: SocketAddr,
+    process: ChildProcess,
+}
+
+impl ProxyProcess {
+    pub fn start(binary: &Path, upstream: SocketAddr, jwks: &str) -> Self {
+        let addr = free_loopback_port();
+        let dir = ChildProcess::folder("proxy");
+        let config = dir.join("proxy.toml");
+        let deployed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/proxy.toml"))
+            .expect("reading deploy/proxy.toml");
+        let pointed = deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
+        assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
+        let guest_route = "\n[[route]]\nprefix = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
+        std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
+        let mut command = Command::new(binary);
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(["--listen", &addr.to_string(), "--threads", "1"])
+            .env("JWT_PUBLIC_KEYS", jwks)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        let mut process = ChildProcess::spawn(command, dir, "the proxy");
+        process.wait_listening(addr, "the proxy");
+        Self { addr, process }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+}
+
+/// A real SMTP server on loopback (Python's aiosmtpd, from Debian's
+/// `python3-aiosmtpd`), keeping what it receives in a Maildir.
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    process: ChildProcess,
+}
+
+impl SmtpServer {
+    pub fn start() -> Self {
+        let python = std::env::var("GATEHOUSE_SMTP_SERVER_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let addr = free_loopback_port();
+        let dir = ChildProcess::folder("smtp");
+        let mut command = Command::new(&python);
+        command
+            .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string(), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.join("Maildir"))
+            .stdout(Stdio::null());
+        let mut process = ChildProcess::spawn(command, dir, "the SMTP server (needs python3-aiosmtpd)");
+        process.wait_listening(addr, "the SMTP server");
+        Self { addr, process }
+    }
+
+    /// Every message received so far, as raw RFC 5322 text.
+    pub fn received(&self) -> Vec<String> {
+        let new = self.process.dir().join("Maildir/new");
+        let mut files: Vec<_> =
+            std::fs::read_dir(new).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect()
+    }
+
+    /// Waits up to `timeout` for at least `count` messages.
+    pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let received = self.received();
+            if received.len() >= count || Instant::now() > deadline {
+                return received;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The mailer binary delivering `database_url`'s outbox to `smtp`.
+pub struct MailerProcess {
+    process: ChildProcess,
+}
+
+impl MailerProcess {
+    pub fn start(binary: &Path, database_url: &str, smtp: SocketAddr) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .env("DATABASE_URL", database_url)
+            .env("SMTP_HOST", smtp.ip().to_string())
+            .env("SMTP_PORT", smtp.port().to_string())
+            .env("SMTP_TLS", "false")
+            .env("EMAILS_FROM_EMAIL", "noreply@example.com")
+            .env("MAILER_POLL_MS", "100")
+            .env("MAILER_RETRY_SECONDS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        Self { process: ChildProcess::spawn(command, ChildProcess::folder("mailer"), "the mailer") }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
     }
 }
 

@@ -1,69 +1,16 @@
 //! The whole spine over real sockets: the proxy binary in front of the host
 //! running the real auth and items components on a real PostgreSQL.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 
-use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, services_manifest, test_jwks};
+use host::testing::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks,
+};
 use serde_json::{Value, json};
 
-/// The proxy as a child process, with its configuration in a folder of its
-/// own; both are gone when the test ends, however it ends.
-struct ProxyProcess {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl ProxyProcess {
-    /// The proxy with the configuration `cargo xtask run` uses, its upstream
-    /// pointed at `upstream`, plus a public route to the test guest.
-    fn start(upstream: SocketAddr) -> Self {
-        Self::start_with_keys(upstream, &test_jwks(&[]))
-    }
-
-    fn start_with_keys(upstream: SocketAddr, jwks: &str) -> Self {
-        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let dir = std::env::temp_dir().join(format!("gatehouse-e2e-{}-{}", std::process::id(), addr.port()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("proxy.toml");
-        let deployed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/proxy.toml")).unwrap();
-        let pointed = deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
-        assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
-        let guest_route = "\n[[route]]\nprefix = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
-        std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", &addr.to_string(), "--threads", "1"])
-            .env("JWT_PUBLIC_KEYS", jwks)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting the proxy");
-        let mut proxy = Self { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(proxy.child.try_wait().unwrap().is_none(), "the proxy exited at start-up");
-            assert!(Instant::now() < deadline, "the proxy did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        proxy
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn start_proxy(upstream: SocketAddr) -> ProxyProcess {
+    ProxyProcess::start(Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")), upstream, &test_jwks(&[]))
 }
 
 async fn start_host(db: &TestDatabase) -> RunningHost {
@@ -92,7 +39,7 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
 async fn log_in_create_and_list_items_through_the_proxy() {
     let db = TestDatabase::create().await;
     let host = start_host(&db).await;
-    let proxy = ProxyProcess::start(host.addr);
+    let proxy = start_proxy(host.addr);
     let client = reqwest::Client::new();
     let items = proxy.url("/items/api/v1/items/");
 
@@ -135,7 +82,7 @@ async fn log_in_create_and_list_items_through_the_proxy() {
 async fn identity_headers_from_clients_are_replaced() {
     let db = TestDatabase::create().await;
     let host = start_host(&db).await;
-    let proxy = ProxyProcess::start(host.addr);
+    let proxy = start_proxy(host.addr);
     let client = reqwest::Client::new();
     let items = proxy.url("/items/api/v1/items/");
 

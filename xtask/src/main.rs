@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::postgres::PostgresServer;
-use crate::prerequisites::{CMAKE, POSTGRESQL, ensure_packages, ensure_wasm_target};
+use crate::prerequisites::{AIOSMTPD, CMAKE, POSTGRESQL, SMTP_SERVER_PYTHON, ensure_packages, ensure_wasm_target};
 
 const USAGE: &str = "usage: cargo xtask <run [--release] | test | bench [load options] | build-plugins>";
 
@@ -342,7 +342,7 @@ impl Children {
 }
 
 fn test_everything() -> anyhow::Result<()> {
-    ensure_packages(&[&CMAKE, &POSTGRESQL])?;
+    ensure_packages(&[&CMAKE, &POSTGRESQL, &AIOSMTPD])?;
     ensure_wasm_target()?;
 
     step("formatting");
@@ -376,7 +376,8 @@ fn test_everything() -> anyhow::Result<()> {
         let mut test = cargo();
         test.args(["test", "--locked", "--workspace"])
             .env("DATABASE_URL", server.url("postgres"))
-            .env("GATEHOUSE_COMPONENTS_DIR", components_dir());
+            .env("GATEHOUSE_COMPONENTS_DIR", components_dir())
+            .env("GATEHOUSE_SMTP_SERVER_PYTHON", SMTP_SERVER_PYTHON);
         run(test)
     })();
     let _ = std::fs::remove_dir_all(&pg_root);

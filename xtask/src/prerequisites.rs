@@ -16,6 +16,11 @@ pub struct Package {
 
 pub const CMAKE: Package = Package { name: "cmake", present: || on_path("cmake") };
 pub const POSTGRESQL: Package = Package { name: "postgresql", present: || postgres_bin_dir().is_some() };
+/// A real SMTP server for the mail tests (Debian's Python runs it).
+pub const AIOSMTPD: Package =
+    Package { name: "python3-aiosmtpd", present: || command_succeeds(SMTP_SERVER_PYTHON, &["-c", "import aiosmtpd"]) };
+/// The Python that Debian's `python3-aiosmtpd` belongs to.
+pub const SMTP_SERVER_PYTHON: &str = "/usr/bin/python3";
 
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
