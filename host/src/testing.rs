@@ -141,6 +141,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         databases = ["app"]
         [component.users.variables]
         database = "app"
+        users_open_registration = {{ env = "USERS_OPEN_REGISTRATION", default = "true" }}
 
         [component.items]
         route = "/items"
@@ -225,15 +226,27 @@ impl RunningHost {
 
     /// Starts `manifest` on `db`, with the test signing key and superuser.
     pub async fn start_services(db: &TestDatabase, manifest: &Manifest) -> Self {
+        Self::start_services_with(db, manifest, &[]).await
+    }
+
+    /// Like [`RunningHost::start_services`], with `extra` environment
+    /// variables (`USERS_OPEN_REGISTRATION`, `JWT_RETIRED_KEYS`, ...).
+    pub async fn start_services_with(db: &TestDatabase, manifest: &Manifest, extra: &[(&str, &str)]) -> Self {
         let url = db.url.clone();
-        let env = move |name: &str| match name {
-            "TEST_DATABASE_URL" => Some(url.clone()),
-            "SECRET_KEY" => Some(SECRET_KEY.into()),
-            "JWT_PRIVATE_KEY" => Some(test_signing_key().private_pem.clone()),
-            "JWT_KEY_ID" => Some(TEST_KEY_ID.into()),
-            "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
-            "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
-            _ => None,
+        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = move |name: &str| {
+            if let Some((_, value)) = extra.iter().find(|(k, _)| k == name) {
+                return Some(value.clone());
+            }
+            match name {
+                "TEST_DATABASE_URL" => Some(url.clone()),
+                "SECRET_KEY" => Some(SECRET_KEY.into()),
+                "JWT_PRIVATE_KEY" => Some(test_signing_key().private_pem.clone()),
+                "JWT_KEY_ID" => Some(TEST_KEY_ID.into()),
+                "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
+                "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
+                _ => None,
+            }
         };
         Self::start(manifest, env).await.expect("host starts")
     }
@@ -356,8 +369,12 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> Self {
+        Self::start_on(free_loopback_port())
+    }
+
+    /// Listens on `addr`, for a test that first needs nothing there.
+    pub fn start_on(addr: SocketAddr) -> Self {
         let python = std::env::var("GATEHOUSE_SMTP_SERVER_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let addr = free_loopback_port();
         let dir = ChildProcess::folder("smtp");
         let mut command = Command::new(&python);
         command
@@ -388,6 +405,64 @@ impl SmtpServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// JSON requests to a running platform, answered as `(status, body)`.
+#[derive(Clone)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client for `base` (`http://127.0.0.1:1234`).
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into(), http: reqwest::Client::new() }
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    /// A body that is not JSON comes back as a JSON string.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body)
+    }
+
+    /// Logs in through `login_path` with the OAuth2 password form.
+    pub async fn login_at(&self, login_path: &str, email: &str, password: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{login_path}", self.base))
+            .form(&[("username", email), ("password", password)])
+            .send()
+            .await
+            .expect("login request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Logs in at the per-service path and returns the access token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let (status, body) = self.login_at("/auth/api/v1/login/access-token", email, password).await;
+        assert_eq!(status, 200, "login as {email}: {body}");
+        body["access_token"].as_str().expect("an access token").to_owned()
     }
 }
 
