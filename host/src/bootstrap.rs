@@ -62,8 +62,10 @@ async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Erro
 /// Creates the superuser `email` with `password` unless a user with that
 /// email exists. Returns whether it was created.
 pub async fn ensure_first_superuser(pool: &PgPool, email: &str, password: &str) -> anyhow::Result<bool> {
-    let exists: bool = sqlx::query_scalar(r#"SELECT EXISTS (SELECT 1 FROM "user" WHERE email = $1)"#)
-        .bind(email)
+    // The services store and match emails in lower case.
+    let email = email.to_lowercase();
+    let exists: bool = sqlx::query_scalar(r#"SELECT EXISTS (SELECT 1 FROM "user" WHERE lower(email) = $1)"#)
+        .bind(&email)
         .fetch_one(pool)
         .await?;
     if exists {
@@ -73,7 +75,7 @@ pub async fn ensure_first_superuser(pool: &PgPool, email: &str, password: &str) 
     let hash = tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST)).await??;
     let inserted = sqlx::query(
         r#"INSERT INTO "user" (email, hashed_password, is_active, is_superuser)
-           VALUES ($1, $2, true, true) ON CONFLICT (email) DO NOTHING"#,
+           VALUES ($1, $2, true, true) ON CONFLICT DO NOTHING"#,
     )
     .bind(email)
     .bind(hash)

@@ -135,7 +135,7 @@ impl Platform {
         build_plugins()?;
         step("building the proxy and the host");
         let mut build = cargo();
-        build.args(["build", "--locked", "-p", "proxy", "-p", "host"]);
+        build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "mailer"]);
         if release {
             build.arg("--release");
         }
@@ -171,6 +171,15 @@ impl Platform {
             .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
         platform.children.spawn("host", host)?;
         platform.children.wait_listening("host", HOST_ADDRESS.parse()?, Duration::from_secs(300))?;
+
+        step("starting the mailer");
+        let mut mailer = Command::new(bin_dir.join("gatehouse-mailer"));
+        mailer.current_dir(project_root()).env("DATABASE_URL", &database_url);
+        if std::env::var_os("SMTP_HOST").is_none() {
+            eprintln!("SMTP_HOST not set: mail (password reset links) is written to the mailer's log, not sent");
+            mailer.arg("--log-only");
+        }
+        platform.children.spawn("mailer", mailer)?;
 
         step("starting the proxy");
         let mut proxy = Command::new(bin_dir.join("gatehouse-proxy"));
