@@ -23,9 +23,10 @@
 //! route = "/auth"
 //! file = "../target/wasm32-wasip2/release/auth.wasm"
 //! databases = ["app"]
+//! memory_bytes = 201326592 # optional: this component's own memory cap
 //! [component.auth.variables]
 //! database = "app"
-//! secret_key = { env = "SECRET_KEY" }
+//! jwt_private_key = { env = "JWT_PRIVATE_KEY" }
 //! access_token_expire_minutes = "11520"
 //! ```
 //!
