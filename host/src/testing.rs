@@ -59,6 +59,21 @@ impl TestDatabase {
     pub async fn connect(&self) -> PgConnection {
         PgConnection::connect(&self.url).await.expect("connecting to the test database")
     }
+
+    /// Every row of the services' tables as text, sorted: two equal
+    /// snapshots mean nothing was written in between.
+    pub async fn snapshot(&self) -> Vec<String> {
+        sqlx::query_scalar(
+            r#"SELECT 'user ' || row_to_json(u)::text FROM "user" u
+               UNION ALL SELECT 'item ' || row_to_json(i)::text FROM item i
+               UNION ALL SELECT 'token ' || row_to_json(t)::text FROM password_reset_token t
+               UNION ALL SELECT 'mail ' || row_to_json(m)::text FROM email_outbox m
+               ORDER BY 1"#,
+        )
+        .fetch_all(&mut self.connect().await)
+        .await
+        .expect("reading a snapshot")
+    }
 }
 
 impl Drop for TestDatabase {

@@ -188,3 +188,27 @@ async fn superusers_preview_the_recovery_mail() {
     drop(p.proxy);
     p.host.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_user_made_by_a_superuser_is_told_without_the_password() {
+    let p = platform().await;
+    let smtp = SmtpServer::start();
+    let _mailer = MailerProcess::start(mailer_binary(), &p.db.url, smtp.addr);
+    let admin = p.api.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let body = json!({ "email": "Newcomer@example.com", "password": "given-password-1" });
+    let (status, user) = p.api.call("POST", "/api/v1/users/", Some(&admin), Some(&body)).await;
+    assert_eq!(status, 200, "{user}");
+    // A refused duplicate writes no second mail.
+    let (status, _) = p.api.call("POST", "/api/v1/users/", Some(&admin), Some(&body)).await;
+    assert_eq!(status, 400);
+    let mails = smtp.wait_for(1, Duration::from_secs(15));
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = decode_quoted_printable(&mails[0]);
+    assert!(mail.contains("To: newcomer@example.com"), "{mail}");
+    assert!(mail.contains("New account"), "{mail}");
+    assert!(mail.contains("/recover-password"), "{mail}");
+    assert!(!mail.contains("given-password-1"), "the password is never mailed: {mail}");
+    wait_until(&p.db, "the mail is marked sent", |rows| rows.len() == 1 && rows[0].2).await;
+    drop(p.proxy);
+    p.host.shutdown().await;
+}

@@ -196,25 +196,13 @@ impl World {
             .replace("{email}", user.map_or("missing@example.com", |(_, _, email)| email))
     }
 
-    async fn snapshot(&self) -> Vec<String> {
-        sqlx::query_scalar(
-            r#"SELECT 'user ' || row_to_json(u)::text FROM "user" u
-               UNION ALL SELECT 'item ' || row_to_json(i)::text FROM item i
-               UNION ALL SELECT 'token ' || row_to_json(t)::text FROM password_reset_token t
-               ORDER BY 1"#,
-        )
-        .fetch_all(&mut self.db.connect().await)
-        .await
-        .unwrap()
-    }
-
     async fn check(&self, cell: &Cell, layout_single_origin: bool) {
         let mut path = self.fill(cell.path, cell.target);
         if layout_single_origin {
             path = ["/auth", "/users", "/items"].iter().find_map(|p| path.strip_prefix(p)).unwrap().to_owned();
         }
         let writes = cell.method != "GET";
-        let before = if writes && cell.status >= 400 { Some(self.snapshot().await) } else { None };
+        let before = if writes && cell.status >= 400 { Some(self.db.snapshot().await) } else { None };
         let (status, body) = self.api.call(cell.method, &path, self.token(cell.actor), cell.body.as_ref()).await;
         let what = format!("{:?} {} {path} ({:?})", cell.actor, cell.method, cell.target);
         assert_eq!(status, cell.status, "{what}: {body}");
@@ -224,7 +212,7 @@ impl World {
         let text = body.to_string();
         assert!(!text.contains("hashed_password") && !text.contains("$2b$"), "{what} shows a hash: {text}");
         if let Some(before) = before {
-            assert_eq!(self.snapshot().await, before, "{what} was refused but changed the data");
+            assert_eq!(self.db.snapshot().await, before, "{what} was refused but changed the data");
         }
     }
 }

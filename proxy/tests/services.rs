@@ -87,19 +87,6 @@ impl Platform {
         self.db.connect().await
     }
 
-    /// Every user and item row as text, to tell whether anything changed.
-    async fn snapshot(&self) -> Vec<String> {
-        sqlx::query_scalar(
-            r#"SELECT 'user ' || row_to_json(u)::text FROM "user" u
-               UNION ALL SELECT 'item ' || row_to_json(i)::text FROM item i
-               UNION ALL SELECT 'token ' || row_to_json(t)::text FROM password_reset_token t
-               ORDER BY 1"#,
-        )
-        .fetch_all(&mut self.conn().await)
-        .await
-        .unwrap()
-    }
-
     async fn stop(self) {
         drop(self.proxy);
         self.host.shutdown().await;
@@ -344,7 +331,7 @@ async fn bad_input_is_a_422_in_fastapis_layout_and_writes_nothing() {
     let p = Platform::start().await;
     let (_, token) = p.sign_up(Layout::PerService, "valid@example.com", "valid-password").await;
     let t = Some(token.as_str());
-    let before = p.snapshot().await;
+    let before = p.db.snapshot().await;
     let cases: Vec<(&str, &str, Value, &[&str])> = vec![
         ("POST", "/items/api/v1/items/", json!({}), &["missing"]),
         ("POST", "/items/api/v1/items/", json!({ "title": "" }), &["string_too_short"]),
@@ -424,7 +411,7 @@ async fn bad_input_is_a_422_in_fastapis_layout_and_writes_nothing() {
         let (status, body) = p.api.call("POST", &login, None, None).await;
         assert_eq!((status, error_kinds(&body)), (422, vec!["missing".to_owned(), "missing".to_owned()]));
     }
-    assert_eq!(p.snapshot().await, before, "refused input changed the data");
+    assert_eq!(p.db.snapshot().await, before, "refused input changed the data");
     p.stop().await;
 }
 

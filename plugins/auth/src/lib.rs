@@ -20,7 +20,7 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use uuid::Uuid;
 
-use crate::recovery::{RECOVERY_SENT, RecoveryMail, ResetToken};
+use crate::recovery::{RECOVERY_SENT, ResetToken};
 use crate::tokens::Signer;
 
 const OPENAPI: &str = include_str!("../openapi.json");
@@ -34,7 +34,7 @@ const ROUTES: &[Route] = &[
     Route::new(Method::Post, "/api/v1/password-recovery-html-content/{email}", recovery_html_content),
     Route::new(Method::Get, "/api/v1/.well-known/jwks.json", jwks),
     Route::new(Method::Get, "/api/v1/utils/health-check/", health_check),
-    Route::new(Method::Get, "/health", health),
+    Route::new(Method::Get, "/health", service::health),
     Route::new(Method::Get, "/openapi.json", openapi),
 ];
 
@@ -185,7 +185,7 @@ fn recovery_html_content(req: &Request, params: &Params) -> ApiResult {
     let token = ResetToken::generate()?;
     let hours = recovery::expire_hours()?;
     recovery::store_token(&db, &token, id, hours)?;
-    let mail = RecoveryMail::new(&email, &token.token, hours);
+    let mail = recovery::recovery_mail(&email, &token.token, hours);
     Ok(Response::builder()
         .status(200)
         .header("content-type", "text/html; charset=utf-8")
@@ -209,10 +209,6 @@ fn jwks(_: &Request, _: &Params) -> ApiResult {
 /// The template's `GET /utils/health-check/`: `true`.
 fn health_check(_: &Request, _: &Params) -> ApiResult {
     Ok(json_response(200, &true))
-}
-
-fn health(_: &Request, _: &Params) -> ApiResult {
-    service::health()
 }
 
 fn openapi(_: &Request, _: &Params) -> ApiResult {

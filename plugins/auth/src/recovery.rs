@@ -6,15 +6,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
+use service::mail::{self, Mail};
 use service::{ApiError, ApiResult, Database};
 use sha2::{Digest, Sha256};
 use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
-const PROJECT_NAME_VARIABLE: &str = "project_name";
-/// Where the web pages are: the link in the mail opens
-/// `{frontend_host}/reset-password?token=...`.
-const FRONTEND_HOST_VARIABLE: &str = "frontend_host";
 const EXPIRE_HOURS_VARIABLE: &str = "email_reset_token_expire_hours";
 const DEFAULT_EXPIRE_HOURS: u32 = 1;
 
@@ -46,42 +43,21 @@ pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// The recovery mail for `email`, with the link carrying `token`.
-pub struct RecoveryMail {
-    pub subject: String,
-    pub html: String,
-    pub text: String,
-}
-
-impl RecoveryMail {
-    pub fn new(email: &str, token: &str, hours: u32) -> Self {
-        let project = service::variable_or(PROJECT_NAME_VARIABLE, "Gatehouse");
-        let host = service::variable_or(FRONTEND_HOST_VARIABLE, "http://localhost:8080");
-        let link = format!("{}/reset-password?token={token}", host.trim_end_matches('/'));
-        let plural = if hours == 1 { "" } else { "s" };
-        let subject = format!("{project} - Password recovery for user {email}");
-        let text = format!(
-            "We received a request to recover the password for {email} on {project}.\n\n\
-             Reset your password: {link}\n\n\
-             The link can be used once and expires in {hours} hour{plural}. \
-             If you did not ask for it, you can ignore this mail."
-        );
-        let html = format!(
-            "<!DOCTYPE html><html><body style=\"font-family: sans-serif\">\
-             <p>We received a request to recover the password for <b>{email}</b> on {project}.</p>\
-             <p><a href=\"{link}\">Reset your password</a></p>\
-             <p>The link can be used once and expires in {hours} hour{plural}. \
-             If you did not ask for it, you can ignore this mail.</p></body></html>",
-            email = html_escape(email),
-            project = html_escape(&project),
-            link = html_escape(&link),
-        );
-        Self { subject, html, text }
+/// The recovery mail for `email`: its link opens
+/// `{frontend_host}/reset-password?token=...`.
+pub fn recovery_mail(email: &str, token: &str, hours: u32) -> Mail {
+    let (project, host) = mail::project_and_host();
+    let link = format!("{host}/reset-password?token={token}");
+    let plural = if hours == 1 { "" } else { "s" };
+    let request = format!("We received a request to recover the password for {email} on {project}.");
+    let validity = format!(
+        "The link can be used once and expires in {hours} hour{plural}. If you did not ask for it, you can ignore this mail."
+    );
+    Mail {
+        subject: format!("{project} - Password recovery for user {email}"),
+        text: format!("{request}\n\nReset your password: {link}\n\n{validity}"),
+        html: mail::html_document(&[&request, &validity], Some(("Reset your password", &link))),
     }
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub fn expire_hours() -> ApiResult<u32> {
@@ -106,7 +82,7 @@ pub fn store_token(db: &Database, token: &ResetToken, user_id: Uuid, hours: u32)
 pub fn queue_recovery(db: &Database, email: &str) -> ApiResult<()> {
     let token = ResetToken::generate()?;
     let hours = expire_hours()?;
-    let mail = RecoveryMail::new(email, &token.token, hours);
+    let mail = recovery_mail(email, &token.token, hours);
     db.execute(
         r#"WITH target AS (
                SELECT id, email FROM "user" WHERE lower(email) = $1 AND is_active
@@ -172,10 +148,5 @@ mod tests {
         let token = "abc";
         assert_eq!(digest(token).len(), 32);
         assert_ne!(digest(token), token.as_bytes());
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(html_escape(r#"<a href="x">&"#), "&lt;a href=&quot;x&quot;&gt;&amp;");
     }
 }

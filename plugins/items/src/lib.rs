@@ -23,7 +23,7 @@ const ROUTES: &[Route] = &[
     Route::new(Method::Get, "/api/v1/items/{id}", read_item),
     Route::new(Method::Put, "/api/v1/items/{id}", update_item),
     Route::new(Method::Delete, "/api/v1/items/{id}", delete_item),
-    Route::new(Method::Get, "/health", health),
+    Route::new(Method::Get, "/health", service::health),
     Route::new(Method::Get, "/openapi.json", openapi),
 ];
 
@@ -184,10 +184,6 @@ fn delete_item(req: &Request, params: &Params) -> ApiResult {
     owned_item(&db, &user, id)?;
     db.execute("DELETE FROM item WHERE id = $1", &[id.into()])?;
     Ok(service::message("Item deleted successfully"))
-}
-
-fn health(_: &Request, _: &Params) -> ApiResult {
-    service::health()
 }
 
 fn openapi(_: &Request, _: &Params) -> ApiResult {

@@ -5,6 +5,7 @@
 //! Everything here is plain code over spin-sdk types, so a service built on
 //! it runs on the Gatehouse host and on Spin alike.
 
+pub mod mail;
 pub mod openapi;
 pub mod passwords;
 pub mod router;
@@ -97,8 +98,9 @@ pub fn service_path(req: &Request) -> String {
     }
 }
 
-/// `GET /health`: `{"status": "ok"}` once the database answers.
-pub fn health() -> ApiResult {
+/// `GET /health`, a route every service has: `{"status": "ok"}` once the
+/// database answers.
+pub fn health(_: &Request, _: &router::Params) -> ApiResult {
     let db = Database::open()?;
     db.query("SELECT 1", &[])?;
     Ok(json_response(200, &json!({ "status": "ok" })))

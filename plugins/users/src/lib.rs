@@ -6,6 +6,7 @@
 //! `openapi.json` describes each one.
 
 use serde::Deserialize;
+use service::mail;
 use service::passwords::{hash_password, verify_password};
 use service::router::{self, Params, Route};
 use service::validate::{MAX_TEXT_CHARS, Patch, Validator};
@@ -32,7 +33,7 @@ const ROUTES: &[Route] = &[
     Route::new(Method::Get, "/api/v1/users/{user_id}", read_user),
     Route::new(Method::Patch, "/api/v1/users/{user_id}", update_user),
     Route::new(Method::Delete, "/api/v1/users/{user_id}", delete_user),
-    Route::new(Method::Get, "/health", health),
+    Route::new(Method::Get, "/health", service::health),
     Route::new(Method::Get, "/openapi.json", openapi),
 ];
 
@@ -190,8 +191,27 @@ fn create_user(req: &Request, _: &Params) -> ApiResult {
         is_active: body.is_active,
         is_superuser: body.is_superuser,
     };
-    let created = insert_user(&db, new, ApiError::new(400, EMAIL_TAKEN_ON_CREATE))?;
+    // The account and the mail telling its owner go together or not at all.
+    let created = db.transaction(|db| {
+        let created = insert_user(db, new, ApiError::new(400, EMAIL_TAKEN_ON_CREATE))?;
+        mail::queue(db, &created.email, new_account_mail(&created.email))?;
+        Ok(created)
+    })?;
     Ok(json_response(200, &created))
+}
+
+/// Tells someone a superuser made them an account. Unlike the original's,
+/// it never carries the password: it points to password recovery instead.
+fn new_account_mail(email: &str) -> mail::Mail {
+    let (project, host) = mail::project_and_host();
+    let link = format!("{host}/recover-password");
+    let intro = format!("An account on {project} was made for you. Your username is {email}.");
+    let next = "Ask the person who made it for your password, or choose your own with password recovery.";
+    mail::Mail {
+        subject: format!("{project} - New account for user {email}"),
+        text: format!("{intro}\n\n{next}\n{link}"),
+        html: mail::html_document(&[&intro, next], Some(("Choose a password", &link))),
+    }
 }
 
 fn signup(req: &Request, _: &Params) -> ApiResult {
@@ -366,10 +386,6 @@ fn delete_user(req: &Request, params: &Params) -> ApiResult {
     }
     db.execute(r#"DELETE FROM "user" WHERE id = $1"#, &[id.into()])?;
     Ok(service::message("User deleted successfully"))
-}
-
-fn health(_: &Request, _: &Params) -> ApiResult {
-    service::health()
 }
 
 fn openapi(_: &Request, _: &Params) -> ApiResult {
