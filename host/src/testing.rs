@@ -344,13 +344,27 @@ pub struct ProxyProcess {
 
 impl ProxyProcess {
     pub fn start(binary: &Path, upstream: SocketAddr, jwks: &str) -> Self {
+        Self::start_with(binary, upstream, jwks, &[])
+    }
+
+    /// Like [`ProxyProcess::start`], with some settings of the deployed
+    /// configuration changed: `("max_body_bytes", "4096")` replaces the line
+    /// that sets `max_body_bytes`.
+    pub fn start_with(binary: &Path, upstream: SocketAddr, jwks: &str, overrides: &[(&str, &str)]) -> Self {
         let addr = free_loopback_port();
         let dir = ChildProcess::folder("proxy");
         let config = dir.join("proxy.toml");
         let deployed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/proxy.toml"))
             .expect("reading deploy/proxy.toml");
-        let pointed = deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
+        let mut pointed =
+            deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
         assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
+        for (key, value) in overrides {
+            let prefix = format!("{key} = ");
+            let line = pointed.lines().find(|l| l.starts_with(&prefix)).map(str::to_owned);
+            let line = line.unwrap_or_else(|| panic!("deploy/proxy.toml sets no `{key}`"));
+            pointed = pointed.replace(&line, &format!("{key} = {value}"));
+        }
         let guest_route = "\n[[route]]\nprefix = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
         std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
         let mut command = Command::new(binary);

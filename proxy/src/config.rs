@@ -11,6 +11,15 @@
 //! audience = "gatehouse"
 //! leeway_seconds = 0
 //!
+//! [limits]                    # all optional; these are the defaults
+//! max_headers = 100           # more is a 431
+//! max_header_bytes = 16384    # a larger request head is a 431
+//! max_body_bytes = 1048576    # a larger body is a 413 (a route may set its own)
+//! max_token_bytes = 8192
+//! upstream_connect_timeout_ms = 2000
+//! upstream_read_timeout_ms = 30000   # a silent upstream is a 504
+//! upstream_write_timeout_ms = 30000
+//!
 //! [upstream.runtime]          # a pool of hosts, balanced round-robin
 //! addresses = ["127.0.0.1:8081"]
 //!
@@ -66,6 +75,9 @@ pub struct ProxyConfig {
     /// How bearer tokens are verified at the edge.
     #[serde(default)]
     pub jwt: JwtConfig,
+    /// What one request may send, and how long the proxy waits.
+    #[serde(default)]
+    pub limits: EdgeLimits,
     /// Named pools of servers a route can send to.
     pub upstream: BTreeMap<String, UpstreamConfig>,
     /// Path prefixes and where they go.
@@ -74,6 +86,68 @@ pub struct ProxyConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// Limits on requests and on the wait for upstreams. The header limits are
+/// kept no larger than what the host accepts (100 headers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeLimits {
+    /// Most header fields in a request; more is a 431.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Most bytes in a request head (request line and headers); more is a 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Largest request body, unless a route sets its own; more is a 413,
+    /// chunked bodies included, before anything reaches a component.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Largest bearer token accepted; a longer one is invalid.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Milliseconds to connect to an upstream server.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub upstream_connect_timeout_ms: u64,
+    /// Milliseconds an upstream may stay silent while answering (a 504 then).
+    #[serde(default = "default_upstream_io_timeout_ms")]
+    pub upstream_read_timeout_ms: u64,
+    /// Milliseconds a write to an upstream may take.
+    #[serde(default = "default_upstream_io_timeout_ms")]
+    pub upstream_write_timeout_ms: u64,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_headers: default_max_headers(),
+            max_header_bytes: default_max_header_bytes(),
+            max_body_bytes: default_max_body_bytes(),
+            max_token_bytes: default_max_token_bytes(),
+            upstream_connect_timeout_ms: default_connect_timeout_ms(),
+            upstream_read_timeout_ms: default_upstream_io_timeout_ms(),
+            upstream_write_timeout_ms: default_upstream_io_timeout_ms(),
+        }
+    }
+}
+
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_max_body_bytes() -> u64 {
+    1 << 20
+}
+fn default_max_token_bytes() -> usize {
+    8 * 1024
+}
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_upstream_io_timeout_ms() -> u64 {
+    30_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -180,6 +254,13 @@ pub struct RouteConfig {
     /// Name of an `[upstream.*]` pool.
     pub upstream: String,
     pub auth: AuthPolicy,
+    /// This route's largest request body, instead of `[limits]`'s.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// Whether `Upgrade` (WebSocket) requests are passed on; otherwise the
+    /// `Upgrade` header is removed and the request served as a plain one.
+    #[serde(default)]
+    pub upgrade: bool,
 }
 
 impl ProxyConfig {
@@ -237,12 +318,12 @@ impl ProxyConfig {
             JwtAlgorithm::HS256 => &jwt.secret_env,
         };
         let value = env(var).filter(|s| !s.is_empty()).ok_or_else(|| ConfigError::MissingKey(var.clone()))?;
-        match jwt.algorithm {
-            JwtAlgorithm::EdDSA => {
-                TokenVerifier::eddsa(&value, &rules).map_err(|source| ConfigError::KeySet { env: var.clone(), source })
-            }
-            JwtAlgorithm::HS256 => Ok(TokenVerifier::hs256(value.as_bytes(), &rules)),
-        }
+        let verifier = match jwt.algorithm {
+            JwtAlgorithm::EdDSA => TokenVerifier::eddsa(&value, &rules)
+                .map_err(|source| ConfigError::KeySet { env: var.clone(), source })?,
+            JwtAlgorithm::HS256 => TokenVerifier::hs256(value.as_bytes(), &rules),
+        };
+        Ok(verifier.with_max_token_bytes(self.limits.max_token_bytes))
     }
 }
 

@@ -1,10 +1,11 @@
-//! The Pingora side: one small `impl ProxyHttp`. Authentication happens in
-//! `request_filter`, the choice of upstream in `upstream_peer`, the access
-//! log in `logging`; the decisions themselves live in `routing` and `token`.
+//! The Pingora side: one small `impl ProxyHttp`. Checks and authentication
+//! happen in `request_filter`, the choice of upstream in `upstream_peer`,
+//! response hygiene in `response_filter`, the access log in `logging`; the
+//! decisions themselves live in `path`, `framing`, `routing` and `token`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,11 +13,14 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::LoadBalancer;
 use pingora::lb::selection::RoundRobin;
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::config::AuthPolicy;
-use crate::routing::{RouteTable, is_normalised};
+use crate::config::{AuthPolicy, EdgeLimits};
+use crate::framing::{HeadLimits, check_head};
+use crate::path::{normalise_path, query_is_valid};
+use crate::routing::RouteTable;
 use crate::token::{AuthError, Identity, TokenVerifier};
 
 /// Headers that carry identity from the proxy to the services. A client's
@@ -28,15 +32,74 @@ pub struct Gateway {
     pub routes: RouteTable,
     pub upstreams: BTreeMap<String, Arc<LoadBalancer<RoundRobin>>>,
     pub verifier: TokenVerifier,
+    pub limits: EdgeLimits,
 }
 
 /// Per-request state, filled in by `request_filter`.
 pub struct RequestCtx {
     started: Instant,
     upstream: Option<String>,
-    /// The path the route sends upstream, when it differs from the client's.
-    upstream_path: Option<String>,
+    /// The normalised path plus the query: what the upstream is sent.
+    upstream_target: Option<String>,
     identity: Option<Identity>,
+    /// The route's body limit, and how much body has passed so far.
+    max_body_bytes: u64,
+    body_bytes: u64,
+}
+
+/// A refusal by the proxy itself, answered as `{"detail": ...}`.
+struct Refusal {
+    status: u16,
+    detail: String,
+}
+
+fn refuse(status: u16, detail: impl Into<String>) -> Refusal {
+    Refusal { status, detail: detail.into() }
+}
+
+impl Gateway {
+    /// Everything decided about a request before any upstream is chosen:
+    /// its framing, its one normalised path, its route, its identity.
+    fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        if let ServerSession::H1(h1) = session.as_downstream() {
+            let limits =
+                HeadLimits { max_headers: self.limits.max_headers, max_head_bytes: self.limits.max_header_bytes };
+            check_head(&h1.get_headers_raw_bytes(), &limits).map_err(|e| refuse(e.status, e.detail))?;
+        }
+        let req = session.req_header();
+        check_host(req)?;
+        let path = normalise_path(req.uri.path()).map_err(|e| refuse(e.status(), e.to_string()))?;
+        let query = req.uri.query().map(str::to_owned);
+        if query.as_deref().is_some_and(|q| !query_is_valid(q)) {
+            return Err(refuse(400, "Invalid query string"));
+        }
+        let route = self.routes.find(&path).ok_or_else(|| refuse(404, "Not Found"))?;
+        ctx.upstream = Some(route.upstream.clone());
+        ctx.max_body_bytes = route.max_body_bytes.unwrap_or(self.limits.max_body_bytes);
+        let upstream_path = route.upstream_path(&path);
+        ctx.upstream_target = Some(match query {
+            Some(q) => format!("{upstream_path}?{q}"),
+            None => upstream_path,
+        });
+        let declared_body = req.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+        if declared_body.is_some_and(|n: u64| n > ctx.max_body_bytes) {
+            return Err(refuse(413, "Request body too large"));
+        }
+        let allow_upgrade = route.upgrade;
+        let auth = route.auth;
+        let req = session.req_header_mut();
+        remove_hop_by_hop_and_identity(req, allow_upgrade);
+        if auth == AuthPolicy::Required {
+            let mut values = req.headers.get_all(http::header::AUTHORIZATION).iter();
+            let authorization = match (values.next(), values.next()) {
+                (Some(_), Some(_)) => return Err(unauthorized(AuthError::Invalid)),
+                (one, None) => one.map(|v| v.as_bytes()),
+                (None, Some(_)) => None,
+            };
+            ctx.identity = Some(self.verifier.verify_bearer_token(authorization).map_err(unauthorized)?);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -44,35 +107,50 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { started: Instant::now(), upstream: None, upstream_path: None, identity: None }
+        RequestCtx {
+            started: Instant::now(),
+            upstream: None,
+            upstream_target: None,
+            identity: None,
+            max_body_bytes: self.limits.max_body_bytes,
+            body_bytes: 0,
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let path = session.req_header().uri.path().to_owned();
-        if !is_normalised(&path) {
-            respond_json(session, 400, "Invalid path", &[]).await?;
-            return Ok(true);
-        }
-        let Some(route) = self.routes.find(&path) else {
-            respond_json(session, 404, "Not Found", &[]).await?;
-            return Ok(true);
-        };
-        ctx.upstream = Some(route.upstream.clone());
-        if route.rewrite.is_some() {
-            ctx.upstream_path = Some(route.upstream_path(&path));
-        }
-        remove_identity_headers(session.req_header_mut());
-        if route.auth == AuthPolicy::Required {
-            let authorization = session.req_header().headers.get(http::header::AUTHORIZATION);
-            match self.verifier.verify_bearer_token(authorization.map(|v| v.as_bytes())) {
-                Ok(identity) => ctx.identity = Some(identity),
-                Err(e) => {
-                    respond_unauthorized(session, e).await?;
-                    return Ok(true);
+        match self.admit(session, ctx) {
+            Ok(()) => Ok(false),
+            Err(refusal) => {
+                if refusal.status == 400 || refusal.status == 431 || refusal.status == 413 {
+                    // What follows on this connection cannot be trusted to be
+                    // framed as we think: close it after answering.
+                    session.set_keepalive(None);
                 }
+                let challenge = match refusal.status {
+                    401 if refusal.detail == AuthError::Missing.to_string() => Some("Bearer"),
+                    401 => Some(r#"Bearer error="invalid_token""#),
+                    _ => None,
+                };
+                let headers: Vec<(&str, &str)> = challenge.map(|c| ("www-authenticate", c)).into_iter().collect();
+                respond_json(session, refusal.status, &refusal.detail, &headers).await?;
+                Ok(true)
             }
         }
-        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // Chunked bodies declare no length: count them as they pass.
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > ctx.max_body_bytes {
+            return Err(Error::explain(ErrorType::HTTPStatus(413), "request body over the route's limit"));
+        }
+        Ok(())
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -80,7 +158,12 @@ impl ProxyHttp for Gateway {
         let backend = self.upstreams.get(name).and_then(|lb| lb.select(b"", 256)).ok_or_else(|| {
             Error::explain(ErrorType::ConnectNoRoute, format!("no healthy server in upstream `{name}`"))
         })?;
-        Ok(Box::new(HttpPeer::new(backend, false, String::new())))
+        let mut peer = HttpPeer::new(backend, false, String::new());
+        let ms = Duration::from_millis;
+        peer.options.connection_timeout = Some(ms(self.limits.upstream_connect_timeout_ms));
+        peer.options.read_timeout = Some(ms(self.limits.upstream_read_timeout_ms));
+        peer.options.write_timeout = Some(ms(self.limits.upstream_write_timeout_ms));
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(
@@ -89,13 +172,10 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(path) = &ctx.upstream_path {
-            let uri = match upstream_request.uri.query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path.clone(),
-            };
-            let uri = http::Uri::try_from(uri)
-                .map_err(|e| Error::explain(ErrorType::InternalError, format!("rewritten path: {e}")))?;
+        // Upstream gets the origin form of the one normalised path.
+        if let Some(target) = &ctx.upstream_target {
+            let uri = http::Uri::try_from(target.as_str())
+                .map_err(|e| Error::explain(ErrorType::InternalError, format!("normalised path: {e}")))?;
             upstream_request.set_uri(uri);
         }
         if let Some(identity) = &ctx.identity {
@@ -111,9 +191,22 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        add_security_headers(upstream_response)
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
         let code = match (e.etype(), e.esource()) {
             (ErrorType::HTTPStatus(code), _) => *code,
+            (
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+                ErrorSource::Upstream,
+            ) => 504,
             (ErrorType::ConnectNoRoute, _) | (_, ErrorSource::Upstream) => 502,
             (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
             (_, ErrorSource::Downstream) => 400,
@@ -121,8 +214,10 @@ impl ProxyHttp for Gateway {
         };
         if code > 0 {
             let detail = match code {
-                502 => "Upstream unavailable",
                 400 => "Bad request",
+                413 => "Request body too large",
+                502 => "Upstream unavailable",
+                504 => "Upstream timed out",
                 _ => "Internal error",
             };
             if let Err(write_error) = respond_json(session, code, detail, &[]).await {
@@ -147,28 +242,78 @@ impl ProxyHttp for Gateway {
     }
 }
 
-/// Removes every `x-gatehouse-*` header, whatever its case.
-fn remove_identity_headers(req: &mut RequestHeader) {
-    let names: Vec<_> =
-        req.headers.keys().filter(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX)).cloned().collect();
-    for name in names {
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; with an
+/// absolute-form target the target's authority wins and `Host` is set to it.
+fn check_host(req: &RequestHeader) -> Result<(), Refusal> {
+    let hosts = req.headers.get_all(http::header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && req.version == http::Version::HTTP_11) {
+        return Err(refuse(400, "A request must have exactly one Host header"));
+    }
+    Ok(())
+}
+
+fn unauthorized(e: AuthError) -> Refusal {
+    refuse(401, e.to_string())
+}
+
+/// Removes every `x-gatehouse-*` header, whatever its case, every header
+/// the client's `Connection` names (hop-by-hop, RFC 9110 §7.6.1), and
+/// `Upgrade` unless the route allows it. With an absolute-form target, the
+/// `Host` header becomes the target's authority.
+fn remove_hop_by_hop_and_identity(req: &mut RequestHeader, allow_upgrade: bool) {
+    let named: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty() && token != "close" && token != "keep-alive" && token != "upgrade")
+        .collect();
+    for name in named {
         req.remove_header(&name);
+    }
+    let identity: Vec<_> =
+        req.headers.keys().filter(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX)).cloned().collect();
+    for name in identity {
+        req.remove_header(&name);
+    }
+    if !allow_upgrade {
+        req.remove_header(&http::header::UPGRADE);
+    }
+    if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_owned()) {
+        let _ = req.insert_header(http::header::HOST, authority);
     }
 }
 
-async fn respond_unauthorized(session: &mut Session, e: AuthError) -> Result<()> {
-    respond_json(session, 401, &e.to_string(), &[("www-authenticate", "Bearer")]).await
+/// Headers on every answer: no sniffing, no framing, no referrer, a
+/// restrictive content policy unless the service set its own, and no
+/// `Server` version. HSTS belongs to whoever terminates TLS (the load
+/// balancer today).
+fn add_security_headers(response: &mut ResponseHeader) -> Result<()> {
+    response.remove_header("server");
+    response.insert_header("x-content-type-options", "nosniff")?;
+    response.insert_header("x-frame-options", "DENY")?;
+    response.insert_header("referrer-policy", "no-referrer")?;
+    if response.headers.get("content-security-policy").is_none() {
+        response.insert_header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        )?;
+    }
+    Ok(())
 }
 
 /// Answers from the proxy itself with the services' `{"detail": ...}` shape.
 async fn respond_json(session: &mut Session, status: u16, detail: &str, headers: &[(&str, &str)]) -> Result<()> {
     let body = Bytes::from(serde_json::json!({ "detail": detail }).to_string());
-    let mut response = ResponseHeader::build(status, Some(3 + headers.len()))?;
+    let mut response = ResponseHeader::build(status, Some(8 + headers.len()))?;
     response.insert_header("content-type", "application/json")?;
     response.insert_header("content-length", body.len().to_string())?;
     for (name, value) in headers {
         response.insert_header(name.to_string(), *value)?;
     }
+    add_security_headers(&mut response)?;
     session.write_response_header(Box::new(response), false).await?;
     session.write_response_body(Some(body), true).await
 }
@@ -178,14 +323,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identity_headers_are_removed_in_any_case() {
+    fn identity_and_connection_named_headers_are_removed_in_any_case() {
         let mut req = RequestHeader::build("GET", b"/items", None).unwrap();
         req.insert_header("X-Gatehouse-User-Id", "forged").unwrap();
+        req.append_header("x-gatehouse-user-id", "forged again").unwrap();
         req.insert_header("x-gatehouse-superuser", "true").unwrap();
         req.insert_header("x-other", "kept").unwrap();
-        remove_identity_headers(&mut req);
+        req.insert_header("x-hop", "dropped").unwrap();
+        req.insert_header("connection", "keep-alive, X-Hop").unwrap();
+        req.insert_header("upgrade", "websocket").unwrap();
+        remove_hop_by_hop_and_identity(&mut req, false);
         assert!(req.headers.get(USER_ID_HEADER).is_none());
         assert!(req.headers.get("x-gatehouse-superuser").is_none());
+        assert!(req.headers.get("x-hop").is_none());
+        assert!(req.headers.get("upgrade").is_none());
         assert_eq!(req.headers.get("x-other").unwrap(), "kept");
+    }
+
+    #[test]
+    fn absolute_form_targets_set_the_host() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.set_uri(http::Uri::from_static("http://example.com:8080/items?x=1"));
+        req.insert_header("host", "evil.example").unwrap();
+        remove_hop_by_hop_and_identity(&mut req, false);
+        assert_eq!(req.headers.get("host").unwrap(), "example.com:8080");
+    }
+
+    #[test]
+    fn one_host_is_required_on_http_1_1() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(check_host(&req).is_err());
+        req.insert_header("host", "a").unwrap();
+        assert!(check_host(&req).is_ok());
+        req.append_header("host", "b").unwrap();
+        assert!(check_host(&req).is_err());
+    }
+
+    #[test]
+    fn every_answer_gets_the_security_headers() {
+        let mut response = ResponseHeader::build(200, None).unwrap();
+        response.insert_header("server", "leaky/1.2.3").unwrap();
+        add_security_headers(&mut response).unwrap();
+        assert!(response.headers.get("server").is_none());
+        assert_eq!(response.headers.get("x-content-type-options").unwrap(), "nosniff");
+        assert!(response.headers.get("content-security-policy").is_some());
     }
 }

@@ -3,7 +3,9 @@
 //! identity on in `x-gatehouse-user-id`.
 
 mod config;
+mod framing;
 mod gateway;
+mod path;
 mod routing;
 mod token;
 
@@ -84,7 +86,8 @@ fn run() -> anyhow::Result<()> {
         server.add_service(service);
     }
 
-    let gateway = Gateway { routes: RouteTable::new(config.route.clone()), upstreams, verifier };
+    let gateway =
+        Gateway { routes: RouteTable::new(config.route.clone()), upstreams, verifier, limits: config.limits.clone() };
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(&config.listen.to_string());
     server.add_service(proxy);

@@ -1,4 +1,4 @@
-//! Which route a request path belongs to. Plain functions, no I/O.
+//! Which route a (normalised) request path belongs to. Plain functions, no I/O.
 
 use crate::config::RouteConfig;
 
@@ -37,25 +37,20 @@ fn covers(prefix: &str, path: &str) -> bool {
     prefix == "/" || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Whether a path is safe to route as written: absolute, and free of `.`
-/// and `..` segments (plain or percent-encoded) that an upstream might
-/// resolve into a different route than the one checked here.
-pub fn is_normalised(path: &str) -> bool {
-    path.starts_with('/')
-        && path.split('/').all(|segment| {
-            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-            decoded != "." && decoded != ".." && !segment.to_ascii_lowercase().contains("%2f")
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AuthPolicy;
 
     fn table() -> RouteTable {
-        let route =
-            |prefix: &str, auth| RouteConfig { prefix: prefix.into(), rewrite: None, upstream: "u".into(), auth };
+        let route = |prefix: &str, auth| RouteConfig {
+            prefix: prefix.into(),
+            rewrite: None,
+            upstream: "u".into(),
+            auth,
+            max_body_bytes: None,
+            upgrade: false,
+        };
         RouteTable::new(vec![
             route("/", AuthPolicy::Public),
             route("/auth", AuthPolicy::Public),
@@ -83,6 +78,8 @@ mod tests {
             rewrite: None,
             upstream: "u".into(),
             auth: AuthPolicy::Required,
+            max_body_bytes: None,
+            upgrade: false,
         }]);
         assert!(no_root.find("/other").is_none());
     }
@@ -94,6 +91,8 @@ mod tests {
             rewrite: Some(rewrite.into()),
             upstream: "u".into(),
             auth: AuthPolicy::Public,
+            max_body_bytes: None,
+            upgrade: false,
         };
         let items = route("/api/v1/items", "/items/api/v1/items");
         assert_eq!(items.upstream_path("/api/v1/items"), "/items/api/v1/items");
@@ -108,13 +107,93 @@ mod tests {
         assert_eq!(plain.upstream_path("/api/v1/items/42"), "/api/v1/items/42");
     }
 
+    /// What the services behind the deployed configuration treat as
+    /// needing a caller: their view of a path is its non-empty segments.
+    fn protected(upstream_path: &str) -> bool {
+        let segments: Vec<&str> = upstream_path.split('/').filter(|s| !s.is_empty()).collect();
+        let public = [
+            &["users", "api", "v1", "users", "signup"][..],
+            &["users", "health"],
+            &["users", "openapi.json"],
+            &["items", "health"],
+            &["items", "openapi.json"],
+        ];
+        match segments.as_slice() {
+            s if public.contains(&s) => false,
+            ["users", ..] | ["items", ..] => true,
+            ["auth", "api", "v1", "login", "test-token", ..] => true,
+            ["auth", "api", "v1", "password-recovery-html-content", ..] => true,
+            _ => false,
+        }
+    }
+
+    fn deployed_routes() -> RouteTable {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/proxy.toml")).unwrap();
+        RouteTable::new(crate::config::ProxyConfig::parse(&text).unwrap().route)
+    }
+
+    /// Paths of protected handlers, in both layouts, to be respelt.
+    const PROTECTED: [&str; 8] = [
+        "/auth/api/v1/login/test-token",
+        "/api/v1/login/test-token",
+        "/auth/api/v1/password-recovery-html-content/a@b.co",
+        "/users/api/v1/users/me",
+        "/api/v1/users/me",
+        "/api/v1/users/00000000-0000-4000-8000-000000000000",
+        "/items/api/v1/items/",
+        "/api/v1/items/x",
+    ];
+
+    /// Spellings that change the bytes but, resolved, not the path.
+    const NOISE: [&str; 8] = ["", ".", "%2e", "x/..", "x/%2e%2e", "x/%2E.", "signup/..", "health/.."];
+
+    /// `path` with `noise` segments inserted before segment `at`, and the
+    /// byte at `escape` (if a letter) written as a percent-escape.
+    fn respell(path: &str, insertions: &[(usize, usize)], escape: usize) -> String {
+        let mut segments: Vec<String> = path.split('/').skip(1).map(str::to_owned).collect();
+        for &(at, noise) in insertions {
+            let at = at % (segments.len() + 1);
+            segments.insert(at, NOISE[noise % NOISE.len()].to_owned());
+        }
+        let joined = format!("/{}", segments.join("/"));
+        match joined.as_bytes().get(escape % joined.len()) {
+            Some(b) if b.is_ascii_alphabetic() => {
+                let i = escape % joined.len();
+                format!("{}%{:02x}{}", &joined[..i], b, &joined[i + 1..])
+            }
+            _ => joined,
+        }
+    }
+
+    proptest::proptest! {
+        /// No spelling of a protected path reaches its handler through a
+        /// public route: the route is chosen on the normalised path, and
+        /// that same path is what goes upstream.
+        #[test]
+        fn no_spelling_reaches_a_protected_handler_through_a_public_route(
+            base in 0..PROTECTED.len(),
+            insertions in proptest::collection::vec((0usize..10, 0usize..NOISE.len()), 0..4),
+            escape in 0usize..80,
+        ) {
+            let table = deployed_routes();
+            let path = respell(PROTECTED[base], &insertions, escape);
+            if let Ok(normalised) = crate::path::normalise_path(&path)
+                && let Some(route) = table.find(&normalised)
+                && route.auth == AuthPolicy::Public
+            {
+                let upstream = route.upstream_path(&normalised);
+                proptest::prop_assert!(!protected(&upstream), "{path} -> {normalised} -> {upstream} is public");
+            }
+        }
+    }
+
     #[test]
-    fn dot_segments_are_refused() {
-        assert!(is_normalised("/items/api/v1/items/"));
-        assert!(!is_normalised("/auth/../items/api/v1/items"));
-        assert!(!is_normalised("/auth/%2E%2e/items"));
-        assert!(!is_normalised("/auth/./x"));
-        assert!(!is_normalised("/auth%2f..%2fitems"));
-        assert!(!is_normalised("items"));
+    fn the_protected_view_is_not_empty() {
+        // Guards the property above against a `protected` that says no to everything.
+        let table = deployed_routes();
+        for path in ["/users/api/v1/users/me", "/api/v1/items/", "/auth/api/v1/login/test-token"] {
+            assert!(protected(&table.find(path).unwrap().upstream_path(path)), "{path}");
+            assert_eq!(table.find(path).unwrap().auth, AuthPolicy::Required, "{path}");
+        }
     }
 }

@@ -39,9 +39,18 @@ pub struct Identity {
     pub user_id: String,
 }
 
+/// The claims read besides the library's own checks. Typed strictly: an
+/// `exp` or `nbf` that is a string, a float or negative fails here.
 #[derive(Deserialize)]
+#[allow(dead_code)]
 struct Claims {
     sub: String,
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    /// When the token was issued; one from the future is refused.
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 /// What every token must satisfy besides its signature.
@@ -62,12 +71,20 @@ enum Keys {
 pub struct TokenVerifier {
     keys: Keys,
     validation: Validation,
+    max_token_bytes: usize,
 }
+
+/// Longest token accepted unless configured otherwise.
+const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 impl TokenVerifier {
     /// HS256 with a secret shared with the auth service.
     pub fn hs256(secret: &[u8], rules: &TokenRules) -> Self {
-        Self { keys: Keys::Secret(DecodingKey::from_secret(secret)), validation: validation(Algorithm::HS256, rules) }
+        Self {
+            keys: Keys::Secret(DecodingKey::from_secret(secret)),
+            validation: validation(Algorithm::HS256, rules),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
     }
 
     /// EdDSA with the Ed25519 keys of a JWKS document; each needs a `kid`.
@@ -91,7 +108,17 @@ impl TokenVerifier {
         if keys.is_empty() {
             return Err(KeySetError::Empty);
         }
-        Ok(Self { keys: Keys::Public(keys), validation: validation(Algorithm::EdDSA, rules) })
+        Ok(Self {
+            keys: Keys::Public(keys),
+            validation: validation(Algorithm::EdDSA, rules),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        })
+    }
+
+    /// Refuses tokens longer than `bytes` before any parsing.
+    pub fn with_max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
     }
 
     /// Checks an `Authorization` header value (`Bearer <jwt>`).
@@ -103,6 +130,9 @@ impl TokenVerifier {
             return Err(AuthError::Missing);
         }
         let token = token.trim();
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::Invalid);
+        }
         let key = match &self.keys {
             Keys::Secret(key) => key,
             Keys::Public(keys) => {
@@ -111,6 +141,10 @@ impl TokenVerifier {
             }
         };
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| AuthError::Invalid)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if data.claims.iat.is_some_and(|iat| iat > now + self.validation.leeway) {
+            return Err(AuthError::Invalid);
+        }
         // Services key everything on the UUID; anything else is forged or foreign.
         let user_id = canonical_uuid(&data.claims.sub).ok_or(AuthError::Invalid)?;
         Ok(Identity { user_id })
@@ -217,6 +251,12 @@ mod tests {
             hs(claims(json!({"exp": now() - 10})), SECRET, Algorithm::HS256),
             hs(json!({"sub": USER, "iss": "gatehouse", "aud": "gatehouse"}), SECRET, Algorithm::HS256),
             hs(claims(json!({"nbf": now() + 600})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"iat": now() + 600})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"exp": (now() + 60).to_string()})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"exp": -1})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"exp": (now() + 60) as f64 + 0.5})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"exp": 1e300})), SECRET, Algorithm::HS256),
+            hs(claims(json!({"sub": 42})), SECRET, Algorithm::HS256),
             hs(claims(json!({"iss": "someone-else"})), SECRET, Algorithm::HS256),
             hs(claims(json!({"aud": "another-app"})), SECRET, Algorithm::HS256),
             hs(json!({"sub": USER, "exp": now() + 60}), SECRET, Algorithm::HS256),
@@ -269,6 +309,14 @@ mod tests {
         assert!(TokenVerifier::eddsa(&no_kid, &rules()).is_err());
         let twice = jwks(&[(&ed_key(1), "a"), (&ed_key(2), "a")]);
         assert!(TokenVerifier::eddsa(&twice, &rules()).is_err());
+    }
+
+    #[test]
+    fn oversized_tokens_are_refused_unread() {
+        let v = TokenVerifier::hs256(SECRET, &rules()).with_max_token_bytes(64);
+        let t = hs(claims(json!({})), SECRET, Algorithm::HS256);
+        assert!(t.len() > 64);
+        assert_eq!(v.verify_bearer_token(Some(&bearer(&t))), Err(AuthError::Invalid));
     }
 
     #[test]
