@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
+//! trusted_proxies = ["10.0.0.0/8"]   # only these may set X-Forwarded-For
 //!
 //! [jwt]
 //! algorithm = "EdDSA"              # or "HS256"
@@ -16,9 +17,16 @@
 //! max_header_bytes = 16384    # a larger request head is a 431
 //! max_body_bytes = 1048576    # a larger body is a 413 (a route may set its own)
 //! max_token_bytes = 8192
+//! max_connections = 10000     # more are closed unanswered
+//! max_connections_per_ip = 256
+//! header_timeout_ms = 10000   # a slower request head is disconnected
+//! idle_timeout_ms = 60000     # a kept-alive connection's wait for its next request
 //! upstream_connect_timeout_ms = 2000
 //! upstream_read_timeout_ms = 30000   # a silent upstream is a 504
 //! upstream_write_timeout_ms = 30000
+//!
+//! [rate_limit]                # token buckets, used by name from routes
+//! login_account = { per_second = 0.1, burst = 10, key = "username" }  # or "ip", "user"
 //!
 //! [upstream.runtime]          # a pool of hosts, balanced round-robin
 //! addresses = ["127.0.0.1:8081"]
@@ -32,6 +40,13 @@
 //! prefix = "/items"
 //! upstream = "runtime"
 //! auth = "required"
+//!
+//! [[route]]
+//! prefix = "/auth/api/v1/login/access-token"
+//! upstream = "runtime"
+//! auth = "public"
+//! rate_limits = ["login_account"]   # over it: 429 with Retry-After
+//! max_body_bytes = 4096
 //!
 //! [[route]]                   # the template's single-origin layout
 //! prefix = "/api/v1/items"
@@ -48,6 +63,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::ratelimit::{Network, RateRule};
 use crate::token::{TokenRules, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +74,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("route `{prefix}`: {problem}")]
     Route { prefix: String, problem: String },
+    #[error("rate limit `{0}`: per_second must be above 0 and burst at least 1")]
+    RateLimit(String),
     #[error("upstream `{name}`: {problem}")]
     Upstream { name: String, problem: String },
     #[error("jwt: environment variable {0} is not set (it holds the token verification key)")]
@@ -78,6 +96,13 @@ pub struct ProxyConfig {
     /// What one request may send, and how long the proxy waits.
     #[serde(default)]
     pub limits: EdgeLimits,
+    /// Addresses of the proxies in front (the load balancer): only from
+    /// them is `X-Forwarded-For` believed when telling the client's address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Network>,
+    /// Named rate limits, which routes list by name.
+    #[serde(default)]
+    pub rate_limit: BTreeMap<String, RateRule>,
     /// Named pools of servers a route can send to.
     pub upstream: BTreeMap<String, UpstreamConfig>,
     /// Path prefixes and where they go.
@@ -106,6 +131,20 @@ pub struct EdgeLimits {
     /// Largest bearer token accepted; a longer one is invalid.
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
+    /// Connections open at once; more are closed unanswered.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Milliseconds a client has to send a whole request head, from
+    /// connecting or from the end of its previous response (plus the idle
+    /// time); a slower client is disconnected.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a kept-alive connection may wait for its next request.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
     /// Milliseconds to connect to an upstream server.
     #[serde(default = "default_connect_timeout_ms")]
     pub upstream_connect_timeout_ms: u64,
@@ -124,6 +163,10 @@ impl Default for EdgeLimits {
             max_header_bytes: default_max_header_bytes(),
             max_body_bytes: default_max_body_bytes(),
             max_token_bytes: default_max_token_bytes(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            header_timeout_ms: default_header_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
             upstream_connect_timeout_ms: default_connect_timeout_ms(),
             upstream_read_timeout_ms: default_upstream_io_timeout_ms(),
             upstream_write_timeout_ms: default_upstream_io_timeout_ms(),
@@ -142,6 +185,18 @@ fn default_max_body_bytes() -> u64 {
 }
 fn default_max_token_bytes() -> usize {
     8 * 1024
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_connections_per_ip() -> usize {
+    256
+}
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
 }
 fn default_connect_timeout_ms() -> u64 {
     2_000
@@ -261,6 +316,20 @@ pub struct RouteConfig {
     /// `Upgrade` header is removed and the request served as a plain one.
     #[serde(default)]
     pub upgrade: bool,
+    /// Names of `[rate_limit]` entries a request on this route counts against.
+    #[serde(default)]
+    pub rate_limits: Vec<String>,
+}
+
+impl EdgeLimits {
+    pub fn connections(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+        }
+    }
 }
 
 impl ProxyConfig {
@@ -280,6 +349,11 @@ impl ProxyConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        for (name, rule) in &self.rate_limit {
+            if !(rule.per_second > 0.0 && rule.burst >= 1.0) {
+                return Err(ConfigError::RateLimit(name.clone()));
+            }
+        }
         for (name, upstream) in &self.upstream {
             if upstream.addresses.is_empty() {
                 return Err(ConfigError::Upstream { name: name.clone(), problem: "no addresses".into() });
@@ -300,6 +374,9 @@ impl ProxyConfig {
             }
             if !seen.insert(&route.prefix) {
                 return Err(problem("listed twice"));
+            }
+            if let Some(name) = route.rate_limits.iter().find(|n| !self.rate_limit.contains_key(*n)) {
+                return Err(problem(&format!("no rate limit named `{name}`")));
             }
         }
         Ok(())
@@ -370,6 +447,24 @@ mod tests {
         assert!(matches!(c.token_verifier(|_| Some("not json".into())), Err(ConfigError::KeySet { .. })));
         let hs = ProxyConfig::parse(&format!("[jwt]\nalgorithm = \"HS256\"\n{CONFIG}")).unwrap();
         assert!(hs.token_verifier(|var| (var == "SECRET_KEY").then(|| "k".into())).is_ok());
+    }
+
+    #[test]
+    fn rate_limits_are_named_and_sane() {
+        let with = |limits: &str, route_line: &str| {
+            let routed = CONFIG.replace("auth = \"required\"", &format!("auth = \"required\"\n{route_line}"));
+            ProxyConfig::parse(&format!("{limits}\n{routed}"))
+        };
+        let ok = with(
+            "[rate_limit]\nlogin = { per_second = 0.5, burst = 5, key = \"username\" }",
+            "rate_limits = [\"login\"]",
+        );
+        assert_eq!(ok.unwrap().route[0].rate_limits, ["login"]);
+        assert!(with("", "rate_limits = [\"nope\"]").is_err());
+        assert!(with("[rate_limit]\nx = { per_second = 0, burst = 5, key = \"ip\" }", "").is_err());
+        assert!(with("[rate_limit]\nx = { per_second = 1, burst = 5, key = \"cookie\" }", "").is_err());
+        assert!(ProxyConfig::parse(&format!("trusted_proxies = [\"10.0.0.0/8\"]\n{CONFIG}")).is_ok());
+        assert!(ProxyConfig::parse(&format!("trusted_proxies = [\"10.0.0.0/99\"]\n{CONFIG}")).is_err());
     }
 
     #[test]

@@ -18,8 +18,10 @@ use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::config::{AuthPolicy, EdgeLimits};
+use crate::connections::ConnectionRegistry;
 use crate::framing::{HeadLimits, check_head};
 use crate::path::{normalise_path, query_is_valid};
+use crate::ratelimit::{Network, RateKey, RateLimiter, client_ip};
 use crate::routing::RouteTable;
 use crate::token::{AuthError, Identity, TokenVerifier};
 
@@ -33,6 +35,9 @@ pub struct Gateway {
     pub upstreams: BTreeMap<String, Arc<LoadBalancer<RoundRobin>>>,
     pub verifier: TokenVerifier,
     pub limits: EdgeLimits,
+    pub connections: Arc<ConnectionRegistry>,
+    pub trusted_proxies: Vec<Network>,
+    pub rate_limiters: BTreeMap<String, RateLimiter>,
 }
 
 /// Per-request state, filled in by `request_filter`.
@@ -45,16 +50,32 @@ pub struct RequestCtx {
     /// The route's body limit, and how much body has passed so far.
     max_body_bytes: u64,
     body_bytes: u64,
+    /// The client's address (see [`client_ip`]).
+    client_ip: Option<std::net::IpAddr>,
+    /// Limits keyed by the account a form names, checked once the body is
+    /// read; the body read so far for that.
+    username_limits: Vec<String>,
+    form: Vec<u8>,
+    /// Seconds to wait, when a limit refused the request.
+    retry_after: Option<u64>,
 }
+
+/// The most of a body read to find the account a login names.
+const MAX_FORM_BYTES: usize = 4096;
 
 /// A refusal by the proxy itself, answered as `{"detail": ...}`.
 struct Refusal {
     status: u16,
     detail: String,
+    retry_after: Option<u64>,
 }
 
 fn refuse(status: u16, detail: impl Into<String>) -> Refusal {
-    Refusal { status, detail: detail.into() }
+    Refusal { status, detail: detail.into(), retry_after: None }
+}
+
+fn too_many(wait: Duration) -> Refusal {
+    Refusal { status: 429, detail: "Too many requests".into(), retry_after: Some(wait.as_secs_f64().ceil() as u64) }
 }
 
 impl Gateway {
@@ -87,6 +108,7 @@ impl Gateway {
         }
         let allow_upgrade = route.upgrade;
         let auth = route.auth;
+        let rate_limits = route.rate_limits.clone();
         let req = session.req_header_mut();
         remove_hop_by_hop_and_identity(req, allow_upgrade);
         if auth == AuthPolicy::Required {
@@ -97,6 +119,54 @@ impl Gateway {
                 (None, Some(_)) => None,
             };
             ctx.identity = Some(self.verifier.verify_bearer_token(authorization).map_err(unauthorized)?);
+        }
+        self.count_request(session, ctx, &path, &rate_limits)
+    }
+
+    /// Counts the request against its route's limits. A limit keyed by
+    /// account is checked here when the path names one (an email), else once
+    /// the form body is read.
+    fn count_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        path: &str,
+        names: &[String],
+    ) -> Result<(), Refusal> {
+        let Some(peer) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) else { return Ok(()) };
+        let forwarded: Vec<&str> =
+            session.req_header().headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let ip = client_ip(peer, &forwarded, &self.trusted_proxies);
+        ctx.client_ip = Some(ip);
+        let now = Instant::now();
+        for name in names {
+            let limiter = &self.rate_limiters[name];
+            let key = match limiter.rule.key {
+                RateKey::Ip => ip.to_string(),
+                RateKey::User => ctx.identity.as_ref().map_or_else(|| ip.to_string(), |i| i.user_id.clone()),
+                RateKey::Username => {
+                    match path.rsplit('/').find(|s| !s.is_empty()).filter(|s| s.contains("%40") || s.contains('@')) {
+                        Some(email) => email.replace("%40", "@").to_lowercase(),
+                        None => {
+                            ctx.username_limits.push(name.clone());
+                            continue;
+                        }
+                    }
+                }
+            };
+            limiter.check(&format!("{name}:{key}"), now).map_err(too_many)?;
+        }
+        Ok(())
+    }
+
+    /// The account-keyed limits, once the form naming the account is read;
+    /// a body naming none is counted by address.
+    fn count_form(&self, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        let username = form_urlencoded_value(&ctx.form, "username").map(|u| u.to_lowercase());
+        let key = username.or_else(|| ctx.client_ip.map(|ip| ip.to_string())).unwrap_or_default();
+        let now = Instant::now();
+        for name in std::mem::take(&mut ctx.username_limits) {
+            self.rate_limiters[&name].check(&format!("{name}:{key}"), now).map_err(too_many)?;
         }
         Ok(())
     }
@@ -114,7 +184,18 @@ impl ProxyHttp for Gateway {
             identity: None,
             max_body_bytes: self.limits.max_body_bytes,
             body_bytes: 0,
+            client_ip: None,
+            username_limits: Vec::new(),
+            form: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
+            self.connections.head_received(*client);
+        }
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -131,7 +212,12 @@ impl ProxyHttp for Gateway {
                     401 => Some(r#"Bearer error="invalid_token""#),
                     _ => None,
                 };
-                let headers: Vec<(&str, &str)> = challenge.map(|c| ("www-authenticate", c)).into_iter().collect();
+                let retry_after = refusal.retry_after.map(|s| s.to_string());
+                let headers: Vec<(&str, &str)> = challenge
+                    .map(|c| ("www-authenticate", c))
+                    .into_iter()
+                    .chain(retry_after.as_deref().map(|s| ("retry-after", s)))
+                    .collect();
                 respond_json(session, refusal.status, &refusal.detail, &headers).await?;
                 Ok(true)
             }
@@ -142,13 +228,25 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // Chunked bodies declare no length: count them as they pass.
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         if ctx.body_bytes > ctx.max_body_bytes {
             return Err(Error::explain(ErrorType::HTTPStatus(413), "request body over the route's limit"));
+        }
+        if !ctx.username_limits.is_empty() {
+            if let Some(chunk) = body {
+                let room = MAX_FORM_BYTES.saturating_sub(ctx.form.len());
+                ctx.form.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            if (end_of_stream || ctx.form.len() >= MAX_FORM_BYTES)
+                && let Err(refusal) = self.count_form(ctx)
+            {
+                ctx.retry_after = refusal.retry_after;
+                return Err(Error::explain(ErrorType::HTTPStatus(429), "rate limited"));
+            }
         }
         Ok(())
     }
@@ -182,9 +280,13 @@ impl ProxyHttp for Gateway {
             upstream_request.insert_header(USER_ID_HEADER, identity.user_id.as_str())?;
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let forwarded = match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(earlier) => format!("{earlier}, {}", addr.ip()),
-                None => addr.ip().to_string(),
+            // A chain is passed on only from a trusted proxy; anyone else's
+            // is replaced by the address the connection came from.
+            let peer = addr.ip();
+            let earlier = upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let forwarded = match earlier {
+                Some(earlier) if self.trusted_proxies.iter().any(|n| n.contains(peer)) => format!("{earlier}, {peer}"),
+                _ => peer.to_string(),
             };
             upstream_request.insert_header("x-forwarded-for", forwarded)?;
         }
@@ -200,7 +302,7 @@ impl ProxyHttp for Gateway {
         add_security_headers(upstream_response)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let code = match (e.etype(), e.esource()) {
             (ErrorType::HTTPStatus(code), _) => *code,
             (
@@ -216,11 +318,14 @@ impl ProxyHttp for Gateway {
             let detail = match code {
                 400 => "Bad request",
                 413 => "Request body too large",
+                429 => "Too many requests",
                 502 => "Upstream unavailable",
                 504 => "Upstream timed out",
                 _ => "Internal error",
             };
-            if let Err(write_error) = respond_json(session, code, detail, &[]).await {
+            let retry_after = ctx.retry_after.map(|s| s.to_string());
+            let headers: Vec<(&str, &str)> = retry_after.as_deref().map(|s| ("retry-after", s)).into_iter().collect();
+            if let Err(write_error) = respond_json(session, code, detail, &headers).await {
                 tracing::debug!(error = %write_error, "could not send the error response");
             }
         }
@@ -228,6 +333,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
+            let limits = self.limits.connections();
+            self.connections.response_done(*client, limits.idle_timeout + limits.header_timeout);
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
         tracing::info!(
@@ -240,6 +349,36 @@ impl ProxyHttp for Gateway {
             "request"
         );
     }
+}
+
+/// The first value of `field` in an urlencoded form.
+fn form_urlencoded_value(form: &[u8], field: &str) -> Option<String> {
+    form.split(|b| *b == b'&').find_map(|pair| {
+        let (key, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        (percent_decode_form(key) == field).then(|| percent_decode_form(value))
+    })
+}
+
+/// `+` as space and `%XX` escapes, lossy on bad UTF-8.
+fn percent_decode_form(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if hex(bytes.get(i + 1)).is_some() && hex(bytes.get(i + 2)).is_some() => {
+                out.push((hex(bytes.get(i + 1)).unwrap() * 16 + hex(bytes.get(i + 2)).unwrap()) as u8);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; with an
@@ -357,6 +496,13 @@ mod tests {
         assert!(check_host(&req).is_ok());
         req.append_header("host", "b").unwrap();
         assert!(check_host(&req).is_err());
+    }
+
+    #[test]
+    fn the_account_a_form_names_is_read() {
+        assert_eq!(form_urlencoded_value(b"username=A%40b.co&password=x", "username").as_deref(), Some("A@b.co"));
+        assert_eq!(form_urlencoded_value(b"password=x&username=a+b", "username").as_deref(), Some("a b"));
+        assert_eq!(form_urlencoded_value(b"password=x", "username"), None);
     }
 
     #[test]

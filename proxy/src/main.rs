@@ -3,9 +3,11 @@
 //! identity on in `x-gatehouse-user-id`.
 
 mod config;
+mod connections;
 mod framing;
 mod gateway;
 mod path;
+mod ratelimit;
 mod routing;
 mod token;
 
@@ -21,7 +23,12 @@ use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 
+use std::sync::Arc;
+
+use pingora::services::listening::Service;
+
 use crate::config::ProxyConfig;
+use crate::connections::{ConnectionRegistry, EdgeApp};
 use crate::gateway::Gateway;
 use crate::routing::RouteTable;
 
@@ -86,11 +93,25 @@ fn run() -> anyhow::Result<()> {
         server.add_service(service);
     }
 
-    let gateway =
-        Gateway { routes: RouteTable::new(config.route.clone()), upstreams, verifier, limits: config.limits.clone() };
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
-    proxy.add_tcp(&config.listen.to_string());
-    server.add_service(proxy);
+    let connections = Arc::new(ConnectionRegistry::default());
+    let gateway = Gateway {
+        routes: RouteTable::new(config.route.clone()),
+        upstreams,
+        verifier,
+        limits: config.limits.clone(),
+        connections: connections.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        rate_limiters: config
+            .rate_limit
+            .iter()
+            .map(|(name, rule)| (name.clone(), ratelimit::RateLimiter::new(rule.clone())))
+            .collect(),
+    };
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let edge = EdgeApp::new(proxy, config.limits.connections(), connections);
+    let mut service = Service::new("gatehouse proxy".into(), edge);
+    service.add_tcp(&config.listen.to_string());
+    server.add_service(service);
     tracing::info!(address = %config.listen, "proxy listening");
     server.run_forever()
 }

@@ -50,6 +50,7 @@ mod tests {
             auth,
             max_body_bytes: None,
             upgrade: false,
+            rate_limits: Vec::new(),
         };
         RouteTable::new(vec![
             route("/", AuthPolicy::Public),
@@ -80,6 +81,7 @@ mod tests {
             auth: AuthPolicy::Required,
             max_body_bytes: None,
             upgrade: false,
+            rate_limits: Vec::new(),
         }]);
         assert!(no_root.find("/other").is_none());
     }
@@ -93,6 +95,7 @@ mod tests {
             auth: AuthPolicy::Public,
             max_body_bytes: None,
             upgrade: false,
+            rate_limits: Vec::new(),
         };
         let items = route("/api/v1/items", "/items/api/v1/items");
         assert_eq!(items.upstream_path("/api/v1/items"), "/items/api/v1/items");

@@ -62,6 +62,12 @@ struct Platform {
     api: ApiClient,
 }
 
+impl Platform {
+    fn api_url(&self, path: &str) -> String {
+        self.proxy.url(path)
+    }
+}
+
 async fn platform(overrides: &[(&str, &str)], limits: &str) -> Platform {
     let db = TestDatabase::create().await;
     let host = RunningHost::start_services(&db, &services_manifest(limits, 8)).await;
@@ -348,6 +354,125 @@ async fn a_silent_upstream_is_a_504_and_answers_carry_security_headers() {
             assert!(lower.contains(header), "{path} lacks {header}: {answer}");
         }
         assert!(!lower.contains("\r\nserver:"), "{path} names its server: {answer}");
+    }
+    p.host.shutdown().await;
+}
+
+/// Opens `count` connections that send a request head a byte at a time,
+/// for `for_how_long`; returns how many the proxy closed in that time.
+fn slow_loris(addr: SocketAddr, count: usize, for_how_long: Duration) -> usize {
+    let mut streams: Vec<TcpStream> = (0..count)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(addr).ok()?;
+            s.write_all(b"GET /items/health HTTP/1.1\r\nHost: x\r\n").ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(streams.len(), count, "all slow connections opened");
+    let mut closed = vec![false; count];
+    let started = std::time::Instant::now();
+    while started.elapsed() < for_how_long {
+        for (i, s) in streams.iter_mut().enumerate() {
+            if closed[i] {
+                continue;
+            }
+            let mut buf = [0u8; 512];
+            let gone = match s.read(&mut buf) {
+                Ok(0) => true,
+                Ok(_) => true, // an answer to half a head also ends it
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => s.write_all(b"X-Slow: 1\r\n").is_err(),
+                Err(_) => true,
+            };
+            closed[i] = gone;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    closed.iter().filter(|c| **c).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_dropped_without_starving_others() {
+    let p = platform(&[("header_timeout_ms", "1000"), ("max_connections_per_ip", "1000")], "").await;
+    let addr = p.proxy.addr;
+    let loris = tokio::task::spawn_blocking(move || slow_loris(addr, 500, Duration::from_secs(4)));
+    // While 500 slow heads trickle in, ordinary requests are served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        let (status, body) = p.api.call("GET", "/items/health", None, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let closed = loris.await.unwrap();
+    assert_eq!(closed, 500, "every slow client was disconnected at its deadline");
+    let (status, _) = p.api.call("GET", "/items/health", None, None).await;
+    assert_eq!(status, 200);
+    p.host.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed() {
+    let p = platform(&[("max_connections_per_ip", "4")], "").await;
+    let addr = p.proxy.addr;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let refused = raw_blocking(addr, b"GET /items/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(200));
+        let served = raw_blocking(addr, b"GET /items/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        (refused, served)
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome.0, "", "the fifth connection is closed unanswered");
+    assert_eq!(status_of(&outcome.1), 200, "{}", outcome.1);
+    p.host.shutdown().await;
+}
+
+#[tokio::test]
+async fn logins_recoveries_and_sign_ups_are_rate_limited() {
+    let p = platform(
+        &[
+            ("login_account", r#"{ per_second = 0.01, burst = 3, key = "username" }"#),
+            ("recovery_account", r#"{ per_second = 0.01, burst = 2, key = "username" }"#),
+            ("signup_ip", r#"{ per_second = 0.01, burst = 2, key = "ip" }"#),
+        ],
+        "",
+    )
+    .await;
+    // Guessing at one account: three tries, then 429 whatever the layout.
+    for _ in 0..3 {
+        let (status, _) = p.api.login_at("/api/v1/login/access-token", ADMIN_EMAIL, "guess").await;
+        assert_eq!(status, 400);
+    }
+    for path in ["/api/v1/login/access-token", "/auth/api/v1/login/access-token"] {
+        let response = reqwest::Client::new()
+            .post(p.api_url(path))
+            .form(&[("username", ADMIN_EMAIL.to_uppercase().as_str()), ("password", ADMIN_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 429, "{path}");
+        let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(wait >= 1, "{wait}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["detail"], "Too many requests");
+    }
+    // Another account from the same address is not held back.
+    let (status, _) = p.api.login_at("/api/v1/login/access-token", "someone@example.com", "guess").await;
+    assert_eq!(status, 400);
+
+    for n in 0..3 {
+        let (status, body) = p.api.call("POST", "/api/v1/password-recovery/victim@example.com", None, None).await;
+        assert_eq!(status, if n < 2 { 200 } else { 429 }, "recovery {n}: {body}");
+    }
+    let (status, _) = p.api.call("POST", "/api/v1/password-recovery/other@example.com", None, None).await;
+    assert_eq!(status, 200);
+
+    for n in 0..3 {
+        let body = json!({ "email": format!("new{n}@example.com"), "password": "new-password" });
+        let (status, answer) = p.api.call("POST", "/api/v1/users/signup", None, Some(&body)).await;
+        assert_eq!(status, if n < 2 { 200 } else { 429 }, "sign-up {n}: {answer}");
     }
     p.host.shutdown().await;
 }
