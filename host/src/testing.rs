@@ -349,7 +349,8 @@ impl ProxyProcess {
 
     /// Like [`ProxyProcess::start`], with some settings of the deployed
     /// configuration changed: `("max_body_bytes", "4096")` replaces the line
-    /// that sets `max_body_bytes`.
+    /// that sets `max_body_bytes`; `("jwt.jwks_url", "...")` adds a setting
+    /// the deployed file leaves out to its `[jwt]` table.
     pub fn start_with(binary: &Path, upstream: SocketAddr, jwks: &str, overrides: &[(&str, &str)]) -> Self {
         let addr = free_loopback_port();
         let dir = ChildProcess::folder("proxy");
@@ -360,6 +361,12 @@ impl ProxyProcess {
             deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
         assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
         for (key, value) in overrides {
+            if let Some((table, key)) = key.split_once('.') {
+                let header = format!("[{table}]\n");
+                assert!(pointed.contains(&header), "deploy/proxy.toml has no [{table}]");
+                pointed = pointed.replacen(&header, &format!("{header}{key} = {value}\n"), 1);
+                continue;
+            }
             let prefix = format!("{key} = ");
             let line = pointed.lines().find(|l| l.starts_with(&prefix)).map(str::to_owned);
             let line = line.unwrap_or_else(|| panic!("deploy/proxy.toml sets no `{key}`"));

@@ -7,6 +7,7 @@
 //! [jwt]
 //! algorithm = "EdDSA"              # or "HS256"
 //! jwks_env = "JWT_PUBLIC_KEYS"     # EdDSA: a JWKS document of public keys
+//! jwks_url = "http://host:8081/auth/api/v1/.well-known/jwks.json"  # and/or fetched
 //! secret_env = "SECRET_KEY"        # HS256: the key shared with the auth service
 //! issuer = "gatehouse"
 //! audience = "gatehouse"
@@ -74,6 +75,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("route `{prefix}`: {problem}")]
     Route { prefix: String, problem: String },
+    #[error("jwt: jwks_url `{0}` must be an http:// address (inside the cluster) and needs algorithm EdDSA")]
+    JwksUrl(String),
     #[error("rate limit `{0}`: per_second must be above 0 and burst at least 1")]
     RateLimit(String),
     #[error("upstream `{name}`: {problem}")]
@@ -225,6 +228,16 @@ pub struct JwtConfig {
     /// A retired key stays listed until tokens signed with it have expired.
     #[serde(default = "default_jwks_env")]
     pub jwks_env: String,
+    /// EdDSA: the auth service's JWKS (`http://.../auth/api/v1/.well-known/jwks.json`),
+    /// fetched at start, every `jwks_refresh_seconds`, and when a token names
+    /// an unknown `kid` (at most every `jwks_refetch_min_seconds`). With it,
+    /// `jwks_env` may be left unset.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default = "default_jwks_refresh_seconds")]
+    pub jwks_refresh_seconds: u64,
+    #[serde(default = "default_jwks_refetch_min_seconds")]
+    pub jwks_refetch_min_seconds: u64,
     /// HS256: environment variable holding the shared key. Keys never sit
     /// in the file.
     #[serde(default = "default_secret_env")]
@@ -245,6 +258,9 @@ impl Default for JwtConfig {
         Self {
             algorithm: default_algorithm(),
             jwks_env: default_jwks_env(),
+            jwks_url: None,
+            jwks_refresh_seconds: default_jwks_refresh_seconds(),
+            jwks_refetch_min_seconds: default_jwks_refetch_min_seconds(),
             secret_env: default_secret_env(),
             issuer: default_issuer(),
             audience: default_audience(),
@@ -258,6 +274,12 @@ fn default_algorithm() -> JwtAlgorithm {
 }
 fn default_jwks_env() -> String {
     "JWT_PUBLIC_KEYS".into()
+}
+fn default_jwks_refresh_seconds() -> u64 {
+    300
+}
+fn default_jwks_refetch_min_seconds() -> u64 {
+    30
 }
 fn default_secret_env() -> String {
     "SECRET_KEY".into()
@@ -349,6 +371,11 @@ impl ProxyConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.jwt.jwks_url
+            && (!url.starts_with("http://") || self.jwt.algorithm != JwtAlgorithm::EdDSA)
+        {
+            return Err(ConfigError::JwksUrl(url.clone()));
+        }
         for (name, rule) in &self.rate_limit {
             if !(rule.per_second > 0.0 && rule.burst >= 1.0) {
                 return Err(ConfigError::RateLimit(name.clone()));
@@ -394,11 +421,13 @@ impl ProxyConfig {
             JwtAlgorithm::EdDSA => &jwt.jwks_env,
             JwtAlgorithm::HS256 => &jwt.secret_env,
         };
-        let value = env(var).filter(|s| !s.is_empty()).ok_or_else(|| ConfigError::MissingKey(var.clone()))?;
-        let verifier = match jwt.algorithm {
-            JwtAlgorithm::EdDSA => TokenVerifier::eddsa(&value, &rules)
+        let value = env(var).filter(|s| !s.is_empty());
+        let verifier = match (jwt.algorithm, value) {
+            (JwtAlgorithm::EdDSA, Some(jwks)) => TokenVerifier::eddsa(&jwks, &rules)
                 .map_err(|source| ConfigError::KeySet { env: var.clone(), source })?,
-            JwtAlgorithm::HS256 => TokenVerifier::hs256(value.as_bytes(), &rules),
+            (JwtAlgorithm::EdDSA, None) if jwt.jwks_url.is_some() => TokenVerifier::eddsa_fetched(&rules),
+            (JwtAlgorithm::HS256, Some(secret)) => TokenVerifier::hs256(secret.as_bytes(), &rules),
+            (_, None) => return Err(ConfigError::MissingKey(var.clone())),
         };
         Ok(verifier.with_max_token_bytes(self.limits.max_token_bytes))
     }

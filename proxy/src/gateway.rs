@@ -20,6 +20,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
 use crate::framing::{HeadLimits, check_head};
+use crate::jwks::JwksFetcher;
 use crate::path::{normalise_path, query_is_valid};
 use crate::ratelimit::{Network, RateKey, RateLimiter, client_ip};
 use crate::routing::RouteTable;
@@ -38,6 +39,8 @@ pub struct Gateway {
     pub connections: Arc<ConnectionRegistry>,
     pub trusted_proxies: Vec<Network>,
     pub rate_limiters: BTreeMap<String, RateLimiter>,
+    /// Fetches the auth service's keys when a token names an unknown one.
+    pub jwks: Option<Arc<JwksFetcher>>,
 }
 
 /// Per-request state, filled in by `request_filter`.
@@ -68,14 +71,17 @@ struct Refusal {
     status: u16,
     detail: String,
     retry_after: Option<u64>,
+    /// A 401 for a token signed with a key the proxy does not hold.
+    unknown_key: bool,
 }
 
 fn refuse(status: u16, detail: impl Into<String>) -> Refusal {
-    Refusal { status, detail: detail.into(), retry_after: None }
+    Refusal { status, detail: detail.into(), retry_after: None, unknown_key: false }
 }
 
 fn too_many(wait: Duration) -> Refusal {
-    Refusal { status: 429, detail: "Too many requests".into(), retry_after: Some(wait.as_secs_f64().ceil() as u64) }
+    let seconds = wait.as_secs_f64().ceil() as u64;
+    Refusal { retry_after: Some(seconds), ..refuse(429, "Too many requests") }
 }
 
 impl Gateway {
@@ -199,7 +205,16 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.admit(session, ctx) {
+        let mut admitted = self.admit(session, ctx);
+        // A token signed with a key not held yet: look at the auth
+        // service's key set once (rate-limited), then decide again.
+        if admitted.as_ref().is_err_and(|r| r.unknown_key)
+            && let Some(jwks) = &self.jwks
+            && jwks.refresh().await
+        {
+            admitted = self.admit(session, ctx);
+        }
+        match admitted {
             Ok(()) => Ok(false),
             Err(refusal) => {
                 if refusal.status == 400 || refusal.status == 431 || refusal.status == 413 {
@@ -392,7 +407,7 @@ fn check_host(req: &RequestHeader) -> Result<(), Refusal> {
 }
 
 fn unauthorized(e: AuthError) -> Refusal {
-    refuse(401, e.to_string())
+    Refusal { unknown_key: e == AuthError::UnknownKey, ..refuse(401, e.to_string()) }
 }
 
 /// Removes every `x-gatehouse-*` header, whatever its case, every header

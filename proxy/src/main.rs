@@ -6,6 +6,7 @@ mod config;
 mod connections;
 mod framing;
 mod gateway;
+mod jwks;
 mod path;
 mod ratelimit;
 mod routing;
@@ -93,6 +94,19 @@ fn run() -> anyhow::Result<()> {
         server.add_service(service);
     }
 
+    let jwks = match (&config.jwt.jwks_url, verifier.key_store()) {
+        (Some(url), Some(store)) => {
+            let min = Duration::from_secs(config.jwt.jwks_refetch_min_seconds);
+            let fetcher = Arc::new(jwks::JwksFetcher::new(url.clone(), store, min));
+            let period = Duration::from_secs(config.jwt.jwks_refresh_seconds);
+            server.add_service(background_service(
+                "token keys",
+                jwks::JwksRefresher { fetcher: fetcher.clone(), period },
+            ));
+            Some(fetcher)
+        }
+        _ => None,
+    };
     let connections = Arc::new(ConnectionRegistry::default());
     let gateway = Gateway {
         routes: RouteTable::new(config.route.clone()),
@@ -106,6 +120,7 @@ fn run() -> anyhow::Result<()> {
             .iter()
             .map(|(name, rule)| (name.clone(), ratelimit::RateLimiter::new(rule.clone())))
             .collect(),
+        jwks,
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let edge = EdgeApp::new(proxy, config.limits.connections(), connections);

@@ -8,6 +8,7 @@
 //! `exp`, `nbf`, `iss` and `aud` are checked.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -19,6 +20,10 @@ pub enum AuthError {
     Missing,
     #[error("Could not validate credentials")]
     Invalid,
+    /// Signed with a `kid` the proxy does not know (yet): worth one look
+    /// at the auth service's key set before refusing.
+    #[error("Could not validate credentials")]
+    UnknownKey,
 }
 
 /// A key set the proxy cannot use; found at start-up, not per request.
@@ -63,8 +68,57 @@ pub struct TokenRules {
 
 enum Keys {
     Secret(DecodingKey),
-    /// Public keys by `kid`.
-    Public(HashMap<String, DecodingKey>),
+    Public(Arc<KeyStore>),
+}
+
+/// Public keys by `kid`: those configured, and those last fetched from the
+/// auth service's JWKS (replaced as a whole by each successful fetch).
+#[derive(Default)]
+pub struct KeyStore {
+    configured: HashMap<String, DecodingKey>,
+    fetched: RwLock<Arc<HashMap<String, DecodingKey>>>,
+}
+
+impl KeyStore {
+    fn get(&self, kid: &str) -> Option<DecodingKey> {
+        self.configured
+            .get(kid)
+            .cloned()
+            .or_else(|| self.fetched.read().unwrap_or_else(|e| e.into_inner()).get(kid).cloned())
+    }
+
+    /// Replaces the fetched keys with those of `jwks`; on an unusable
+    /// document the keys already held stay.
+    pub fn replace_fetched(&self, jwks: &str) -> Result<usize, KeySetError> {
+        let keys = parse_jwks(jwks)?;
+        let count = keys.len();
+        *self.fetched.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(count)
+    }
+}
+
+/// The Ed25519 keys of a JWKS document, each with its `kid`.
+fn parse_jwks(jwks: &str) -> Result<HashMap<String, DecodingKey>, KeySetError> {
+    let set: JwkSet = serde_json::from_str(jwks).map_err(KeySetError::Parse)?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let kid = jwk.common.key_id.clone().unwrap_or_default();
+        let problem = |problem: &str| KeySetError::Key { kid: kid.clone(), problem: problem.into() };
+        if kid.is_empty() {
+            return Err(problem("no `kid`"));
+        }
+        if !matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)) {
+            return Err(problem("not an Ed25519 (OKP) key"));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| problem(&e.to_string()))?;
+        if keys.insert(kid.clone(), key).is_some() {
+            return Err(problem("listed twice"));
+        }
+    }
+    if keys.is_empty() {
+        return Err(KeySetError::Empty);
+    }
+    Ok(keys)
 }
 
 /// The keys and rules every token is checked against.
@@ -89,30 +143,28 @@ impl TokenVerifier {
 
     /// EdDSA with the Ed25519 keys of a JWKS document; each needs a `kid`.
     pub fn eddsa(jwks: &str, rules: &TokenRules) -> Result<Self, KeySetError> {
-        let set: JwkSet = serde_json::from_str(jwks).map_err(KeySetError::Parse)?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            let kid = jwk.common.key_id.clone().unwrap_or_default();
-            let problem = |problem: &str| KeySetError::Key { kid: kid.clone(), problem: problem.into() };
-            if kid.is_empty() {
-                return Err(problem("no `kid`"));
-            }
-            if !matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)) {
-                return Err(problem("not an Ed25519 (OKP) key"));
-            }
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| problem(&e.to_string()))?;
-            if keys.insert(kid.clone(), key).is_some() {
-                return Err(problem("listed twice"));
-            }
-        }
-        if keys.is_empty() {
-            return Err(KeySetError::Empty);
-        }
-        Ok(Self {
-            keys: Keys::Public(keys),
+        Ok(Self::eddsa_with_store(KeyStore { configured: parse_jwks(jwks)?, ..KeyStore::default() }, rules))
+    }
+
+    /// EdDSA with keys only fetched later (see [`TokenVerifier::key_store`]).
+    pub fn eddsa_fetched(rules: &TokenRules) -> Self {
+        Self::eddsa_with_store(KeyStore::default(), rules)
+    }
+
+    fn eddsa_with_store(store: KeyStore, rules: &TokenRules) -> Self {
+        Self {
+            keys: Keys::Public(Arc::new(store)),
             validation: validation(Algorithm::EdDSA, rules),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-        })
+        }
+    }
+
+    /// The public keys, for the fetcher that keeps them fresh.
+    pub fn key_store(&self) -> Option<Arc<KeyStore>> {
+        match &self.keys {
+            Keys::Public(store) => Some(store.clone()),
+            Keys::Secret(_) => None,
+        }
     }
 
     /// Refuses tokens longer than `bytes` before any parsing.
@@ -134,13 +186,19 @@ impl TokenVerifier {
             return Err(AuthError::Invalid);
         }
         let key = match &self.keys {
-            Keys::Secret(key) => key,
-            Keys::Public(keys) => {
-                let kid = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?.kid;
-                kid.and_then(|kid| keys.get(&kid)).ok_or(AuthError::Invalid)?
+            Keys::Secret(key) => key.clone(),
+            Keys::Public(store) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+                // Only EdDSA is looked up: an unknown kid on anything else is
+                // not worth fetching keys for.
+                if header.alg != Algorithm::EdDSA {
+                    return Err(AuthError::Invalid);
+                }
+                let kid = header.kid.ok_or(AuthError::Invalid)?;
+                store.get(&kid).ok_or(AuthError::UnknownKey)?
             }
         };
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| AuthError::Invalid)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| AuthError::Invalid)?;
         let now = jsonwebtoken::get_current_timestamp();
         if data.claims.iat.is_some_and(|iat| iat > now + self.validation.leeway) {
             return Err(AuthError::Invalid);
@@ -290,7 +348,6 @@ mod tests {
         let refused = [
             ed(claims(json!({})), &stranger, Some("k2")),
             ed(claims(json!({})), &current, Some("k1")),
-            ed(claims(json!({})), &current, Some("k9")),
             ed(claims(json!({})), &current, None),
             ed(claims(json!({"nbf": now() + 600})), &current, Some("k2")),
             // An HS256 token "signed" with the public key must not pass.
@@ -299,6 +356,28 @@ mod tests {
         for t in &refused {
             assert_eq!(v.verify_bearer_token(Some(&bearer(t))), Err(AuthError::Invalid), "{t}");
         }
+        let unknown = ed(claims(json!({})), &current, Some("k9"));
+        assert_eq!(v.verify_bearer_token(Some(&bearer(&unknown))), Err(AuthError::UnknownKey));
+    }
+
+    #[test]
+    fn fetched_keys_verify_and_replace_each_other() {
+        let (old, new) = (ed_key(4), ed_key(5));
+        let v = TokenVerifier::eddsa_fetched(&rules());
+        let t_old = ed(claims(json!({})), &old, Some("old"));
+        assert_eq!(v.verify_bearer_token(Some(&bearer(&t_old))), Err(AuthError::UnknownKey), "nothing fetched yet");
+        let store = v.key_store().unwrap();
+        store.replace_fetched(&jwks(&[(&old, "old")])).unwrap();
+        assert!(v.verify_bearer_token(Some(&bearer(&t_old))).is_ok());
+        assert!(store.replace_fetched("{not json").is_err());
+        assert!(v.verify_bearer_token(Some(&bearer(&t_old))).is_ok(), "a bad fetch keeps the keys held");
+        store.replace_fetched(&jwks(&[(&new, "new")])).unwrap();
+        assert_eq!(
+            v.verify_bearer_token(Some(&bearer(&t_old))),
+            Err(AuthError::UnknownKey),
+            "removed keys stop working"
+        );
+        assert!(v.verify_bearer_token(Some(&bearer(&ed(claims(json!({})), &new, Some("new"))))).is_ok());
     }
 
     #[test]

@@ -476,3 +476,28 @@ async fn logins_recoveries_and_sign_ups_are_rate_limited() {
     }
     p.host.shutdown().await;
 }
+
+#[tokio::test]
+async fn keys_can_come_from_the_auth_services_key_set() {
+    let db = TestDatabase::create().await;
+    let host = RunningHost::start_services(&db, &services_manifest("", 8)).await;
+    let url = format!(r#""http://{}/auth/api/v1/.well-known/jwks.json""#, host.addr);
+    // No key in the environment: the proxy holds only what it fetches.
+    let proxy = ProxyProcess::start_with(proxy_binary(), host.addr, "", &[("jwt.jwks_url", &url)]);
+    let api = ApiClient::new(format!("http://{}", proxy.addr));
+    let token = api.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, me) = api.call("GET", "/users/api/v1/users/me", Some(&token), None).await;
+    assert_eq!((status, me["email"].as_str()), (200, Some(ADMIN_EMAIL)));
+    // A key the auth service does not publish is still refused.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).to_pkcs8_der().unwrap();
+    let claims = json!({ "sub": me["id"], "exp": now() + 600, "iss": "gatehouse", "aud": "gatehouse" });
+    let forged =
+        jsonwebtoken::encode(&eddsa_header(Some("stranger")), &claims, &EncodingKey::from_ed_der(stranger.as_bytes()))
+            .unwrap();
+    for _ in 0..3 {
+        let (status, _) = api.call("GET", "/users/api/v1/users/me", Some(&forged), None).await;
+        assert_eq!(status, 401);
+    }
+    drop(proxy);
+    host.shutdown().await;
+}
