@@ -168,7 +168,7 @@ impl Gateway {
     /// The account-keyed limits, once the form naming the account is read;
     /// a body naming none is counted by address.
     fn count_form(&self, ctx: &mut RequestCtx) -> Result<(), Refusal> {
-        let username = form_urlencoded_value(&ctx.form, "username").map(|u| u.to_lowercase());
+        let username = named_account(&ctx.form).map(|u| u.to_lowercase());
         let key = username.or_else(|| ctx.client_ip.map(|ip| ip.to_string())).unwrap_or_default();
         let now = Instant::now();
         for name in std::mem::take(&mut ctx.username_limits) {
@@ -366,6 +366,16 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// The account a login body names: `username` (or `email`) of a JSON
+/// object, or `username` of an urlencoded form, as the auth service reads them.
+fn named_account(body: &[u8]) -> Option<String> {
+    if body.trim_ascii_start().starts_with(b"{") {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        return ["username", "email"].iter().find_map(|k| value[k].as_str().map(str::to_owned));
+    }
+    form_urlencoded_value(body, "username")
+}
+
 /// The first value of `field` in an urlencoded form.
 fn form_urlencoded_value(form: &[u8], field: &str) -> Option<String> {
     form.split(|b| *b == b'&').find_map(|pair| {
@@ -511,6 +521,14 @@ mod tests {
         assert!(check_host(&req).is_ok());
         req.append_header("host", "b").unwrap();
         assert!(check_host(&req).is_err());
+    }
+
+    #[test]
+    fn the_account_a_json_login_names_is_read_too() {
+        assert_eq!(named_account(br#" {"username": "A@b.co", "password": "x"}"#).as_deref(), Some("A@b.co"));
+        assert_eq!(named_account(br#"{"email": "c@d.co"}"#).as_deref(), Some("c@d.co"));
+        assert_eq!(named_account(b"username=e%40f.co").as_deref(), Some("e@f.co"));
+        assert_eq!(named_account(b"{broken"), None);
     }
 
     #[test]

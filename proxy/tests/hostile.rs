@@ -458,6 +458,10 @@ async fn logins_recoveries_and_sign_ups_are_rate_limited() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["detail"], "Too many requests");
     }
+    // Naming the account in JSON instead of a form changes nothing.
+    let body = json!({ "username": ADMIN_EMAIL, "password": ADMIN_PASSWORD });
+    let (status, _) = p.api.call("POST", "/api/v1/login/access-token", None, Some(&body)).await;
+    assert_eq!(status, 429, "a JSON login counts against the same account");
     // Another account from the same address is not held back.
     let (status, _) = p.api.login_at("/api/v1/login/access-token", "someone@example.com", "guess").await;
     assert_eq!(status, 400);
