@@ -12,6 +12,7 @@
 //! issuer = "gatehouse"
 //! audience = "gatehouse"
 //! leeway_seconds = 0
+//! verified_token_cache = 10000     # verified tokens remembered until they expire
 //!
 //! [limits]                    # all optional; these are the defaults
 //! max_headers = 100           # more is a 431
@@ -248,6 +249,11 @@ pub struct JwtConfig {
     /// The `aud` every token must carry.
     #[serde(default = "default_audience")]
     pub audience: String,
+    /// Tokens remembered once verified, until they expire, so a client's
+    /// next request skips the signature check (0: no cache). A key
+    /// withdrawn from the fetched key set empties it.
+    #[serde(default = "default_verified_token_cache")]
+    pub verified_token_cache: usize,
     /// Seconds of clock skew tolerated on `exp` and `nbf`.
     #[serde(default)]
     pub leeway_seconds: u64,
@@ -265,8 +271,13 @@ impl Default for JwtConfig {
             issuer: default_issuer(),
             audience: default_audience(),
             leeway_seconds: 0,
+            verified_token_cache: default_verified_token_cache(),
         }
     }
+}
+
+fn default_verified_token_cache() -> usize {
+    10_000
 }
 
 fn default_algorithm() -> JwtAlgorithm {
@@ -350,7 +361,13 @@ impl EdgeLimits {
             max_connections_per_ip: self.max_connections_per_ip,
             header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
             idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+            head: self.head(),
         }
+    }
+
+    /// What one request head may hold.
+    pub fn head(&self) -> crate::framing::HeadLimits {
+        crate::framing::HeadLimits { max_headers: self.max_headers, max_head_bytes: self.max_header_bytes }
     }
 }
 
@@ -429,7 +446,7 @@ impl ProxyConfig {
             (JwtAlgorithm::HS256, Some(secret)) => TokenVerifier::hs256(secret.as_bytes(), &rules),
             (_, None) => return Err(ConfigError::MissingKey(var.clone())),
         };
-        Ok(verifier.with_max_token_bytes(self.limits.max_token_bytes))
+        Ok(verifier.with_max_token_bytes(self.limits.max_token_bytes).with_cache(jwt.verified_token_cache))
     }
 }
 

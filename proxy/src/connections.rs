@@ -7,7 +7,9 @@
 //! the caps, and wraps each stream in a [`GuardedStream`] whose reads fail
 //! once the connection's deadline has passed. The deadline is armed at
 //! accept, disarmed by the proxy once a head is read, and armed again when
-//! a response is done, for the next request on the connection.
+//! a response is done, for the next request on the connection. Each time it
+//! is armed, the stream holds the next head back until it is whole and
+//! passes the head gate (`headgate.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::apps::ServerApp;
 use pingora::protocols::l4::socket::SocketAddr as PingoraSocketAddr;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -30,6 +33,9 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::framing::HeadLimits;
+use crate::headgate::{self, Scan};
+
 /// The connection limits, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -39,25 +45,34 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// How long a kept-alive connection may wait for its next request.
     pub idle_timeout: Duration,
+    pub head: HeadLimits,
 }
 
-/// When a connection's current head must be complete, if it is being read.
+/// When a connection's current head must be complete, if it is being read,
+/// and how many heads have been awaited on the connection.
 #[derive(Debug, Default)]
 pub struct HeadDeadline {
-    at: Mutex<Option<Instant>>,
+    at: Mutex<(Option<Instant>, u64)>,
 }
 
 impl HeadDeadline {
     fn arm(&self, at: Instant) {
-        *self.at.lock().unwrap() = Some(at);
+        let mut state = self.at.lock().unwrap();
+        *state = (Some(at), state.1 + 1);
     }
 
     fn disarm(&self) {
-        *self.at.lock().unwrap() = None;
+        self.at.lock().unwrap().0 = None;
     }
 
     fn get(&self) -> Option<Instant> {
-        *self.at.lock().unwrap()
+        self.at.lock().unwrap().0
+    }
+
+    /// The number of the head being awaited, while one is.
+    fn awaited_head(&self) -> Option<u64> {
+        let state = self.at.lock().unwrap();
+        state.0.map(|_| state.1)
     }
 }
 
@@ -149,7 +164,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
         let deadline = Arc::new(HeadDeadline::default());
         deadline.arm(Instant::now() + self.limits.header_timeout);
         self.registry.deadlines.lock().unwrap().insert(peer, deadline.clone());
-        let guarded: Stream = Box::new(GuardedStream { inner: stream, deadline, timer: None });
+        let guarded: Stream = Box::new(GuardedStream::new(stream, deadline, self.limits.head));
         // Pingora hands back a reusable stream only to the listener's own
         // loop; ours runs the whole connection, so nothing comes back here.
         let result = self.inner.process_new(guarded, shutdown).await;
@@ -162,12 +177,64 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
     }
 }
 
-/// A downstream stream whose reads fail once its head deadline passes.
+/// A downstream stream whose reads fail once its head deadline passes, and
+/// which holds each head back until the head gate has passed it.
 pub struct GuardedStream {
     inner: Stream,
     deadline: Arc<HeadDeadline>,
     /// Wakes a pending read at the deadline; rebuilt when the deadline moves.
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+    head_limits: HeadLimits,
+    gate: Gate,
+    /// The last head the gate looked at, by [`HeadDeadline::awaited_head`].
+    gated_head: u64,
+}
+
+/// Where the stream is in the current request's head.
+enum Gate {
+    /// Between heads: bytes go straight through.
+    Open,
+    /// Collecting a head.
+    Reading(Vec<u8>),
+    /// Handing the gated head (and what followed it) to the parser.
+    Releasing(Bytes),
+    /// Writing the refusal of a head; then the connection ends.
+    Refusing {
+        answer: Bytes,
+    },
+    Closed,
+}
+
+impl GuardedStream {
+    fn new(inner: Stream, deadline: Arc<HeadDeadline>, head_limits: HeadLimits) -> Self {
+        Self { inner, deadline, timer: None, head_limits, gate: Gate::Open, gated_head: 0 }
+    }
+
+    /// Reads from the client, failing once the head deadline has passed.
+    fn poll_read_timed(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let Some(deadline) = self.deadline.get() else {
+            self.timer = None;
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        };
+        let too_slow = || std::io::Error::new(std::io::ErrorKind::TimedOut, "request head too slow");
+        if Instant::now() >= deadline {
+            return Poll::Ready(Err(too_slow()));
+        }
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => {
+                if self.timer.as_ref().is_none_or(|(at, _)| *at != deadline) {
+                    let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+                    self.timer = Some((deadline, Box::pin(sleep)));
+                }
+                let (_, timer) = self.timer.as_mut().expect("set above");
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(too_slow())),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for GuardedStream {
@@ -179,27 +246,61 @@ impl fmt::Debug for GuardedStream {
 impl AsyncRead for GuardedStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        let Some(deadline) = this.deadline.get() else {
-            this.timer = None;
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        };
-        if Instant::now() >= deadline {
-            return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head too slow")));
-        }
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => Poll::Ready(result),
-            Poll::Pending => {
-                if this.timer.as_ref().is_none_or(|(at, _)| *at != deadline) {
-                    let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
-                    this.timer = Some((deadline, Box::pin(sleep)));
-                }
-                let (_, timer) = this.timer.as_mut().expect("set above");
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head too slow")))
+        loop {
+            match &mut this.gate {
+                Gate::Open => match this.deadline.awaited_head() {
+                    Some(head) if head != this.gated_head => {
+                        this.gated_head = head;
+                        this.gate = Gate::Reading(Vec::new());
                     }
-                    Poll::Pending => Poll::Pending,
+                    _ => return this.poll_read_timed(cx, buf),
+                },
+                Gate::Reading(received) => {
+                    let mut chunk = [0u8; 4096];
+                    let mut chunk_buf = ReadBuf::new(&mut chunk);
+                    let mut received = std::mem::take(received);
+                    let polled = this.poll_read_timed(cx, &mut chunk_buf);
+                    let filled = chunk_buf.filled();
+                    match polled {
+                        Poll::Ready(Ok(())) if filled.is_empty() => {
+                            // The client left before a whole head.
+                            this.gate = Gate::Closed;
+                        }
+                        Poll::Ready(Ok(())) => {
+                            received.extend_from_slice(filled);
+                            this.gate = match headgate::scan_head(&received, &this.head_limits) {
+                                Scan::NeedMore => Gate::Reading(received),
+                                Scan::Complete(head) => Gate::Releasing(Bytes::from(head)),
+                                Scan::Refused(e) => Gate::Refusing { answer: Bytes::from(headgate::refusal(&e)) },
+                            };
+                        }
+                        other => {
+                            this.gate = Gate::Reading(received);
+                            return other;
+                        }
+                    }
                 }
+                Gate::Releasing(pending) => {
+                    let n = pending.len().min(buf.remaining());
+                    buf.put_slice(&pending.split_to(n));
+                    if pending.is_empty() {
+                        this.gate = Gate::Open;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Gate::Refusing { answer } => {
+                    while !answer.is_empty() {
+                        let written = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, answer))?;
+                        if written == 0 {
+                            break;
+                        }
+                        let _ = answer.split_to(written);
+                    }
+                    std::task::ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+                    this.gate = Gate::Closed;
+                }
+                // End of stream: the parser sees a client that left.
+                Gate::Closed => return Poll::Ready(Ok(())),
             }
         }
     }

@@ -19,7 +19,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
-use crate::framing::{HeadLimits, check_head};
+use crate::framing::check_head;
 use crate::jwks::JwksFetcher;
 use crate::path::{normalise_path, query_is_valid};
 use crate::ratelimit::{Network, RateKey, RateLimiter, client_ip};
@@ -61,6 +61,9 @@ pub struct RequestCtx {
     form: Vec<u8>,
     /// Seconds to wait, when a limit refused the request.
     retry_after: Option<u64>,
+    /// The client reached the load balancer over TLS: a trusted proxy said
+    /// so with `X-Forwarded-Proto: https`.
+    over_tls: bool,
 }
 
 /// The most of a body read to find the account a login names.
@@ -89,9 +92,9 @@ impl Gateway {
     /// its framing, its one normalised path, its route, its identity.
     fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         if let ServerSession::H1(h1) = session.as_downstream() {
-            let limits =
-                HeadLimits { max_headers: self.limits.max_headers, max_head_bytes: self.limits.max_header_bytes };
-            check_head(&h1.get_headers_raw_bytes(), &limits).map_err(|e| refuse(e.status, e.detail))?;
+            // The head gate checked the head as it arrived; this checks what
+            // the parser took, whatever path it came by.
+            check_head(&h1.get_headers_raw_bytes(), &self.limits.head()).map_err(|e| refuse(e.status, e.detail))?;
         }
         let req = session.req_header();
         check_host(req)?;
@@ -194,12 +197,16 @@ impl ProxyHttp for Gateway {
             username_limits: Vec::new(),
             form: Vec::new(),
             retry_after: None,
+            over_tls: false,
         }
     }
 
-    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             self.connections.head_received(*client);
+            let proto = session.req_header().headers.get_all("x-forwarded-proto").iter().next_back();
+            ctx.over_tls = self.trusted_proxies.iter().any(|n| n.contains(client.ip()))
+                && proto.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
         }
         Ok(())
     }
@@ -232,6 +239,7 @@ impl ProxyHttp for Gateway {
                     .map(|c| ("www-authenticate", c))
                     .into_iter()
                     .chain(retry_after.as_deref().map(|s| ("retry-after", s)))
+                    .chain(ctx.over_tls.then_some(HSTS))
                     .collect();
                 respond_json(session, refusal.status, &refusal.detail, &headers).await?;
                 Ok(true)
@@ -312,8 +320,11 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if ctx.over_tls {
+            upstream_response.insert_header(HSTS.0, HSTS.1)?;
+        }
         add_security_headers(upstream_response)
     }
 
@@ -339,7 +350,12 @@ impl ProxyHttp for Gateway {
                 _ => "Internal error",
             };
             let retry_after = ctx.retry_after.map(|s| s.to_string());
-            let headers: Vec<(&str, &str)> = retry_after.as_deref().map(|s| ("retry-after", s)).into_iter().collect();
+            let headers: Vec<(&str, &str)> = retry_after
+                .as_deref()
+                .map(|s| ("retry-after", s))
+                .into_iter()
+                .chain(ctx.over_tls.then_some(HSTS))
+                .collect();
             if let Err(write_error) = respond_json(session, code, detail, &headers).await {
                 tracing::debug!(error = %write_error, "could not send the error response");
             }
@@ -452,21 +468,30 @@ fn remove_hop_by_hop_and_identity(req: &mut RequestHeader, allow_upgrade: bool) 
 
 /// Headers on every answer: no sniffing, no framing, no referrer, a
 /// restrictive content policy unless the service set its own, and no
-/// `Server` version. HSTS belongs to whoever terminates TLS (the load
-/// balancer today).
+/// `Server` version. HSTS is added only for clients that came over TLS.
 fn add_security_headers(response: &mut ResponseHeader) -> Result<()> {
     response.remove_header("server");
-    response.insert_header("x-content-type-options", "nosniff")?;
-    response.insert_header("x-frame-options", "DENY")?;
-    response.insert_header("referrer-policy", "no-referrer")?;
-    if response.headers.get("content-security-policy").is_none() {
-        response.insert_header(
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        )?;
+    for (name, value) in SECURITY_HEADERS {
+        if name != CSP || response.headers.get(CSP).is_none() {
+            response.insert_header(name, value)?;
+        }
     }
     Ok(())
 }
+
+const CSP: &str = "content-security-policy";
+
+/// Sent on answers to clients that came over TLS (through a trusted proxy
+/// that terminated it): browsers keep to HTTPS for a year.
+const HSTS: (&str, &str) = ("strict-transport-security", "max-age=31536000");
+
+/// The security headers of every answer; a service may set its own CSP.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    (CSP, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+];
 
 /// Answers from the proxy itself with the services' `{"detail": ...}` shape.
 async fn respond_json(session: &mut Session, status: u16, detail: &str, headers: &[(&str, &str)]) -> Result<()> {

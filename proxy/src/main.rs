@@ -6,6 +6,7 @@ mod config;
 mod connections;
 mod framing;
 mod gateway;
+mod headgate;
 mod jwks;
 mod path;
 mod ratelimit;

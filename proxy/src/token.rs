@@ -8,7 +8,8 @@
 //! `exp`, `nbf`, `iss` and `aud` are checked.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -77,6 +78,9 @@ enum Keys {
 pub struct KeyStore {
     configured: HashMap<String, DecodingKey>,
     fetched: RwLock<Arc<HashMap<String, DecodingKey>>>,
+    /// Bumped by every change of the fetched keys, so a token verified
+    /// with a key since withdrawn is checked again.
+    generation: AtomicU64,
 }
 
 impl KeyStore {
@@ -92,7 +96,13 @@ impl KeyStore {
     pub fn replace_fetched(&self, jwks: &str) -> Result<usize, KeySetError> {
         let keys = parse_jwks(jwks)?;
         let count = keys.len();
-        *self.fetched.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        let mut fetched = self.fetched.write().unwrap_or_else(|e| e.into_inner());
+        let changed = fetched.len() != keys.len()
+            || keys.iter().any(|(kid, key)| fetched.get(kid).is_none_or(|held| held.as_bytes() != key.as_bytes()));
+        if changed {
+            *fetched = Arc::new(keys);
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(count)
     }
 }
@@ -126,6 +136,49 @@ pub struct TokenVerifier {
     keys: Keys,
     validation: Validation,
     max_token_bytes: usize,
+    cache: VerifiedTokens,
+}
+
+/// Tokens already verified, by their whole text (never the signature
+/// alone: a known signature on another payload must not hit), with the
+/// identity and the last second they are good for. Bounded: when full,
+/// expired entries go, and if none had expired, all of them.
+#[derive(Default)]
+struct VerifiedTokens {
+    capacity: usize,
+    entries: Mutex<HashMap<Box<str>, Verified>>,
+}
+
+struct Verified {
+    identity: Identity,
+    /// `exp` plus the leeway.
+    valid_until: u64,
+    key_generation: u64,
+}
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, now: u64, key_generation: u64) -> Option<Identity> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = entries.get(token)?;
+        (now <= hit.valid_until && hit.key_generation == key_generation).then(|| hit.identity.clone())
+    }
+
+    fn insert(&self, token: &str, verified: Verified, now: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, v| now <= v.valid_until);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), verified);
+    }
 }
 
 /// Longest token accepted unless configured otherwise.
@@ -138,6 +191,7 @@ impl TokenVerifier {
             keys: Keys::Secret(DecodingKey::from_secret(secret)),
             validation: validation(Algorithm::HS256, rules),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            cache: VerifiedTokens::default(),
         }
     }
 
@@ -156,6 +210,7 @@ impl TokenVerifier {
             keys: Keys::Public(Arc::new(store)),
             validation: validation(Algorithm::EdDSA, rules),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            cache: VerifiedTokens::default(),
         }
     }
 
@@ -173,6 +228,19 @@ impl TokenVerifier {
         self
     }
 
+    /// Remembers up to `entries` verified tokens until they expire (0: none).
+    pub fn with_cache(mut self, entries: usize) -> Self {
+        self.cache = VerifiedTokens { capacity: entries, ..VerifiedTokens::default() };
+        self
+    }
+
+    fn key_generation(&self) -> u64 {
+        match &self.keys {
+            Keys::Public(store) => store.generation.load(Ordering::Relaxed),
+            Keys::Secret(_) => 0,
+        }
+    }
+
     /// Checks an `Authorization` header value (`Bearer <jwt>`).
     pub fn verify_bearer_token(&self, authorization: Option<&[u8]>) -> Result<Identity, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
@@ -184,6 +252,11 @@ impl TokenVerifier {
         let token = token.trim();
         if token.len() > self.max_token_bytes {
             return Err(AuthError::Invalid);
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let key_generation = self.key_generation();
+        if let Some(identity) = self.cache.get(token, now, key_generation) {
+            return Ok(identity);
         }
         let key = match &self.keys {
             Keys::Secret(key) => key.clone(),
@@ -199,13 +272,15 @@ impl TokenVerifier {
             }
         };
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| AuthError::Invalid)?;
-        let now = jsonwebtoken::get_current_timestamp();
         if data.claims.iat.is_some_and(|iat| iat > now + self.validation.leeway) {
             return Err(AuthError::Invalid);
         }
         // Services key everything on the UUID; anything else is forged or foreign.
         let user_id = canonical_uuid(&data.claims.sub).ok_or(AuthError::Invalid)?;
-        Ok(Identity { user_id })
+        let identity = Identity { user_id };
+        let valid_until = data.claims.exp.saturating_add(self.validation.leeway);
+        self.cache.insert(token, Verified { identity: identity.clone(), valid_until, key_generation }, now);
+        Ok(identity)
     }
 }
 
@@ -378,6 +453,46 @@ mod tests {
             "removed keys stop working"
         );
         assert!(v.verify_bearer_token(Some(&bearer(&ed(claims(json!({})), &new, Some("new"))))).is_ok());
+    }
+
+    #[test]
+    fn the_cache_serves_only_the_same_token_while_its_key_and_time_hold() {
+        let (key, other) = (ed_key(6), ed_key(7));
+        let v = TokenVerifier::eddsa_fetched(&rules()).with_cache(2);
+        let store = v.key_store().unwrap();
+        store.replace_fetched(&jwks(&[(&key, "k")])).unwrap();
+        let t = ed(claims(json!({})), &key, Some("k"));
+        assert!(v.verify_bearer_token(Some(&bearer(&t))).is_ok());
+        assert!(v.verify_bearer_token(Some(&bearer(&t))).is_ok(), "served from the cache");
+        // The cached signature on another payload is not a hit.
+        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(claims(json!({"sub": "11111111-2222-3333-4444-555555555555"})).to_string());
+        assert_eq!(v.verify_bearer_token(Some(&bearer(&parts.join(".")))), Err(AuthError::Invalid));
+        // The same keys fetched again keep the cache; withdrawn ones empty it.
+        store.replace_fetched(&jwks(&[(&key, "k")])).unwrap();
+        assert_eq!(store.generation.load(Ordering::Relaxed), 1);
+        store.replace_fetched(&jwks(&[(&other, "o")])).unwrap();
+        assert_eq!(v.verify_bearer_token(Some(&bearer(&t))), Err(AuthError::UnknownKey));
+    }
+
+    #[test]
+    fn cached_tokens_expire_and_the_cache_stays_bounded() {
+        let v = TokenVerifier::hs256(SECRET, &rules()).with_cache(2);
+        let verified = |user: &str, valid_until| Verified {
+            identity: Identity { user_id: user.into() },
+            valid_until,
+            key_generation: 0,
+        };
+        let now = now();
+        v.cache.insert("a", verified("a", now + 10), now);
+        assert!(v.cache.get("a", now + 10, 0).is_some());
+        assert!(v.cache.get("a", now + 11, 0).is_none(), "past exp");
+        assert!(v.cache.get("a", now, 1).is_none(), "other keys");
+        v.cache.insert("b", verified("b", now - 1), now);
+        v.cache.insert("c", verified("c", now + 10), now);
+        assert!(v.cache.get("a", now, 0).is_some(), "only the expired entry made room");
+        v.cache.insert("d", verified("d", now + 10), now);
+        assert_eq!(v.cache.entries.lock().unwrap().len(), 1, "full of live entries: emptied");
     }
 
     #[test]

@@ -39,6 +39,44 @@ fn raw_blocking(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Sends each request on one kept-alive connection after the answer to the
+/// one before it has arrived whole (by its `Content-Length`).
+async fn raw_in_turn(addr: SocketAddr, requests: &[String]) -> Vec<String> {
+    let requests = requests.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answers = Vec::new();
+        for request in requests {
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let text = String::from_utf8_lossy(&answer).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok());
+                    if length.is_some_and(|n| body.len() >= n) {
+                        break;
+                    }
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+            answers.push(String::from_utf8_lossy(&answer).into_owned());
+        }
+        answers
+    })
+    .await
+    .unwrap()
+}
+
 fn status_of(answer: &str) -> u16 {
     answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
@@ -171,7 +209,8 @@ async fn forged_and_malformed_tokens_are_all_refused() {
         "A".repeat(1 << 20)
     );
     let answer = raw(p.proxy.addr, huge.as_bytes()).await;
-    assert!(matches!(status_of(&answer), 400 | 431), "{answer:.200}");
+    assert_eq!(status_of(&answer), 431, "{answer:.200}");
+    assert!(detail_of(&answer)["detail"].is_string(), "the proxy's own JSON: {answer:.300}");
     // Two Authorization headers, one of them valid, are refused.
     let twice = format!(
         "GET /users/api/v1/users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {valid}\r\nAuthorization: Bearer x\r\nConnection: close\r\n\r\n"
@@ -219,14 +258,25 @@ async fn every_spelling_of_a_protected_path_is_checked_or_refused() {
         assert_eq!(status_of(&answer), 200, "{path} with a token: {answer}");
         assert_eq!(detail_of(&answer)["email"], ADMIN_EMAIL, "{path} reached the caller's own profile");
     }
-    // Pingora's parser refuses absolute-form targets outright (a bare 400):
-    // refused is one of the two acceptable outcomes.
-    let answer = raw(
+    // An absolute-form target is its path, checked like any other; its
+    // authority replaces the Host header (RFC 9112 §3.2.2).
+    let absolute =
+        "GET http://example.com/auth//api/v1/login/test-token HTTP/1.1\r\nHost: other\r\nConnection: close\r\n";
+    let answer = raw(p.proxy.addr, format!("{absolute}\r\n").as_bytes()).await;
+    assert_eq!(status_of(&answer), 401, "{answer}");
+    let answer = raw(p.proxy.addr, format!("{absolute}Authorization: Bearer {admin}\r\n\r\n").as_bytes()).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(detail_of(&answer)["email"], ADMIN_EMAIL);
+    // Every head on a kept-alive connection goes through the same gate.
+    let answers = raw_in_turn(
         p.proxy.addr,
-        b"GET http://example.com/auth//api/v1/login/test-token HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n",
+        &["GET /items/health HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(), format!("{absolute}\r\n")],
     )
     .await;
-    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert_eq!(answers.iter().map(|a| status_of(a)).collect::<Vec<_>>(), [200, 401], "{answers:?}");
+    let answer = raw(p.proxy.addr, b"GET example.com:80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&answer), 400, "authority-form: {answer}");
+    assert!(detail_of(&answer)["detail"].is_string(), "the proxy's own JSON: {answer}");
 
     let refused = [
         ("/auth%2fapi/v1/login/test-token", 400),
@@ -328,15 +378,29 @@ async fn size_limits_answer_413_and_431_before_anything_runs() {
     let answer = raw(p.proxy.addr, many.as_bytes()).await;
     assert_eq!(status_of(&answer), 431, "{answer}");
     assert_eq!(detail_of(&answer)["detail"], "Too many request header fields");
+    // Past what Pingora's own parser takes (256 fields, 1 MiB), the answer
+    // is still the proxy's JSON.
+    let mut more_than_pingora = String::from("GET /items/health HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..300 {
+        more_than_pingora.push_str(&format!("X-Filler-{i}: {i}\r\n"));
+    }
     let long = format!("GET /items/health HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "y".repeat(20_000));
-    let answer = raw(p.proxy.addr, long.as_bytes()).await;
-    assert_eq!(status_of(&answer), 431, "{answer:.200}");
+    let huge = format!("GET /items/health HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "y".repeat(2 << 20));
+    for head in [format!("{more_than_pingora}\r\n"), long, huge] {
+        let answer = raw(p.proxy.addr, head.as_bytes()).await;
+        assert_eq!(status_of(&answer), 431, "{answer:.200}");
+        assert!(detail_of(&answer)["detail"].is_string(), "the proxy's own JSON: {answer:.300}");
+    }
     p.host.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_silent_upstream_is_a_504_and_answers_carry_security_headers() {
-    let p = platform(&[("upstream_read_timeout_ms", "300")], "timeout_ms = 3000").await;
+    let p = platform(
+        &[("upstream_read_timeout_ms", "300"), ("trusted_proxies", r#"["127.0.0.1/32"]"#)],
+        "timeout_ms = 3000",
+    )
+    .await;
     let answer = raw(p.proxy.addr, b"GET /guest/loop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status_of(&answer), 504, "{answer}");
     assert_eq!(detail_of(&answer)["detail"], "Upstream timed out");
@@ -354,6 +418,12 @@ async fn a_silent_upstream_is_a_504_and_answers_carry_security_headers() {
             assert!(lower.contains(header), "{path} lacks {header}: {answer}");
         }
         assert!(!lower.contains("\r\nserver:"), "{path} names its server: {answer}");
+        assert!(!lower.contains("strict-transport-security"), "{path} over plain HTTP: {answer}");
+        // Through a trusted load balancer that terminated TLS: HSTS.
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n");
+        let answer = raw(p.proxy.addr, request.as_bytes()).await.to_ascii_lowercase();
+        assert!(answer.contains("strict-transport-security: max-age="), "{path} over TLS: {answer}");
     }
     p.host.shutdown().await;
 }
