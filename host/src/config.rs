@@ -20,7 +20,7 @@
 //! database = "app"          # original services created it at start-up
 //!
 //! [component.auth]
-//! route = "/auth"
+//! route = "/auth/..."
 //! file = "../target/wasm32-wasip2/release/auth.wasm"
 //! databases = ["app"]
 //! memory_bytes = 201326592 # optional: this component's own memory cap
@@ -178,8 +178,9 @@ pub struct BootstrapConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
-    /// Path prefix the component is mounted at (`/auth`). The host removes
-    /// it, so the component sees `/api/v1/...` as the original services did.
+    /// The component's route in Spin's syntax: `/auth/...` for everything
+    /// under `/auth` (the rest reaches the component as `spin-path-info`),
+    /// `/hello/:planet` with a parameter, `/exact` for one path.
     pub route: String,
     /// The component file (`.wasm`), exporting `wasi:http/incoming-handler`.
     pub file: PathBuf,
@@ -193,6 +194,15 @@ pub struct ComponentConfig {
     /// more (or should get less) than the others.
     #[serde(default)]
     pub memory_bytes: Option<usize>,
+    /// Environment variables the component sees (WASI `environ`), as Spin's
+    /// `environment`. Nothing of the host's own environment is passed.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Where the component may send HTTP requests, in Spin's syntax
+    /// (`https://api.example.com`, `http://*.internal:8080`, `*://10.0.0.0/8:*`).
+    /// Empty, the default, denies all; the host's own port is never allowed.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// A variable's value: written in the manifest, or read from the host's
@@ -240,9 +250,8 @@ impl Manifest {
         for (name, component) in &self.component {
             let problem = |problem: String| ConfigError::Component { component: name.clone(), problem };
             let route = &component.route;
-            if !route.starts_with('/') || (route.len() > 1 && route.ends_with('/')) {
-                return Err(problem(format!("route `{route}` must start with `/` and not end with one")));
-            }
+            crate::routes::RoutePattern::parse(route).map_err(&problem)?;
+            crate::outbound_http::AllowedHosts::parse(&component.allowed_outbound_hosts).map_err(&problem)?;
             if let Some(other) = routes.insert(route.clone(), name.clone()) {
                 return Err(problem(format!("route `{route}` is already taken by `{other}`")));
             }
@@ -308,7 +317,7 @@ mod tests {
         [database.app]
         migrations = "migrations"
         [component.items]
-        route = "/items"
+        route = "/items/..."
         file = "items.wasm"
         databases = ["app"]
         [component.items.variables]
@@ -327,7 +336,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let text = MANIFEST.replace("route = \"/items\"", "route = \"/items\"\nrotue = \"/x\"");
+        let text = MANIFEST.replace("route = \"/items/...\"", "route = \"/items/...\"\nrotue = \"/x\"");
         let err = Manifest::parse(&text, Path::new(".")).unwrap_err();
         let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
         assert!(cause.contains("rotue"), "{cause}");
@@ -342,9 +351,9 @@ mod tests {
 
     #[test]
     fn duplicate_and_malformed_routes_are_rejected() {
-        let dup = format!("{MANIFEST}\n[component.again]\nroute = \"/items\"\nfile = \"x.wasm\"\n");
+        let dup = format!("{MANIFEST}\n[component.again]\nroute = \"/items/...\"\nfile = \"x.wasm\"\n");
         assert!(Manifest::parse(&dup, Path::new(".")).unwrap_err().to_string().contains("already taken"));
-        let bad = MANIFEST.replace("route = \"/items\"", "route = \"items/\"");
+        let bad = MANIFEST.replace("route = \"/items/...\"", "route = \"items/\"");
         assert!(Manifest::parse(&bad, Path::new(".")).is_err());
     }
 

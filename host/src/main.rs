@@ -39,13 +39,7 @@ async fn serve() -> anyhow::Result<()> {
         manifest.server.listen = listen;
     }
     if args.check {
-        for (name, component) in &manifest.component {
-            component.resolve_variables(name, |k| std::env::var(k).ok())?;
-            anyhow::ensure!(component.file.is_file(), "component `{name}`: no file at {}", component.file.display());
-        }
-        manifest.database_urls(|k| std::env::var(k).ok())?;
-        println!("{}: ok", args.manifest.display());
-        return Ok(());
+        return check(&manifest, &args.manifest);
     }
     let runtime = host::prepare(&manifest, |k| std::env::var(k).ok()).await?;
     let listener = tokio::net::TcpListener::bind(manifest.server.listen)
@@ -54,6 +48,34 @@ async fn serve() -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "host listening");
     host::server::serve(runtime, listener, shutdown_signal()).await;
     Ok(())
+}
+
+/// Everything `--check` finds, reported at once: variables and database
+/// addresses missing from the environment, and every component that does
+/// not compile or link (the file, and the cause in words).
+fn check(manifest: &host::Manifest, path: &std::path::Path) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut problems = Vec::new();
+    for (name, component) in &manifest.component {
+        if let Err(e) = component.resolve_variables(name, env) {
+            problems.push(e.to_string());
+        }
+    }
+    if let Err(e) = manifest.database_urls(env) {
+        problems.push(e.to_string());
+    }
+    let engine = host::Runtime::new_engine()?;
+    if let Err(link) = host::runtime::link_components(&engine, &manifest.component) {
+        problems.extend(link);
+    }
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        return Ok(());
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    anyhow::bail!("{}: {} problem(s)", path.display(), problems.len())
 }
 
 async fn shutdown_signal() {

@@ -4,25 +4,26 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use tracing::Instrument;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::{ComponentConfig, Limits};
 use crate::guest_log::GuestLog;
+use crate::handlers::{GuestBody, GuestOutcome, GuestRequestBody, Handler};
+use crate::outbound_http::{AllowedHosts, OutboundHttp, OwnListeners};
 use crate::postgres::{self, DatabaseGrants, PostgresView, RequestDatabases};
+use crate::routes::{self, RequestFacts, RoutePattern};
 use crate::variables::{self, VariablesView};
 
 /// How often the epoch advances; a guest's time budget is counted in ticks.
@@ -32,6 +33,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    pub(crate) outbound: OutboundHttp,
     table: ResourceTable,
     limits: StoreLimits,
     databases: RequestDatabases,
@@ -46,17 +48,19 @@ impl WasiView for RequestState {
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }
 
 /// A component ready to serve: compiled, linked and pre-instantiated.
 struct Service {
     name: Arc<str>,
-    route: String,
-    pre: ProxyPre<RequestState>,
+    route: RoutePattern,
+    handler: Handler,
     grants: DatabaseGrants,
     variables: Arc<BTreeMap<String, String>>,
+    environment: Vec<(String, String)>,
+    allowed_hosts: Arc<AllowedHosts>,
     /// Linear memory one instance may grow to.
     memory_bytes: usize,
 }
@@ -64,12 +68,13 @@ struct Service {
 /// The engine and the services it runs.
 pub struct Runtime {
     engine: Engine,
-    /// Longest route first, so `/items/x` never falls to `/`.
     services: Vec<Service>,
     limits: Limits,
     slots: tokio::sync::Semaphore,
     /// Requests received, answered by a guest or by the host itself.
     received: AtomicU64,
+    /// Where the host listens: never reachable by a guest's requests.
+    own_listeners: Arc<OwnListeners>,
 }
 
 /// Why the host, not the guest, answered a request.
@@ -79,8 +84,6 @@ enum HostError {
     NoRoute,
     #[error("request body larger than {0} bytes")]
     BodyTooLarge(u64),
-    #[error("cannot read request body")]
-    BadBody,
     #[error("component ran past its time budget")]
     Timeout,
     #[error("component failed")]
@@ -92,13 +95,12 @@ impl HostError {
         match self {
             HostError::NoRoute => StatusCode::NOT_FOUND,
             HostError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            HostError::BadBody => StatusCode::BAD_REQUEST,
             HostError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             HostError::GuestFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn into_response(self) -> Response<HyperOutgoingBody> {
+    fn into_response(self) -> Response<GuestBody> {
         let body = serde_json::json!({ "detail": self.to_string() }).to_string();
         let mut response = Response::new(full_body(Bytes::from(body)));
         *response.status_mut() = self.status();
@@ -107,14 +109,69 @@ impl HostError {
     }
 }
 
-fn full_body(bytes: Bytes) -> HyperOutgoingBody {
+fn full_body(bytes: Bytes) -> GuestBody {
     Full::new(bytes).map_err(|never: Infallible| match never {}).boxed_unsync()
+}
+
+/// Every component compiled and linked, or every problem found doing so,
+/// one line each naming the component, its file and the cause.
+pub fn link_components(
+    engine: &Engine,
+    components: &BTreeMap<String, ComponentConfig>,
+) -> Result<BTreeMap<String, Handler>, Vec<String>> {
+    let linker = match new_linker(engine) {
+        Ok(linker) => linker,
+        Err(e) => return Err(vec![format!("the host's own interfaces do not link: {e:#}")]),
+    };
+    let mut handlers = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, config) in components {
+        let started = std::time::Instant::now();
+        match link_component(engine, &linker, config) {
+            Ok(handler) => {
+                tracing::info!(component = %name, generation = handler.generation(), elapsed = ?started.elapsed(), "component compiled");
+                handlers.insert(name.clone(), handler);
+            }
+            Err(problem) => problems.push(format!("component `{name}` ({}): {problem}", config.file.display())),
+        }
+    }
+    if problems.is_empty() { Ok(handlers) } else { Err(problems) }
+}
+
+fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> {
+    let mut linker = Linker::<RequestState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    postgres::add_to_linker(&mut linker, |s| PostgresView { table: &mut s.table, databases: &mut s.databases })?;
+    variables::add_to_linker(&mut linker, |s| VariablesView { values: &s.variables })?;
+    Ok(linker)
+}
+
+fn link_component(engine: &Engine, linker: &Linker<RequestState>, config: &ComponentConfig) -> Result<Handler, String> {
+    let bytes = std::fs::read(&config.file).map_err(|e| format!("cannot read the file: {e}"))?;
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+            return Err("a core WebAssembly module, not a component: build it for wasm32-wasip2".into());
+        }
+        Some([0, b'a', b's', b'm', ..]) => {}
+        _ => return Err("not a WebAssembly file".into()),
+    }
+    let component = Component::new(engine, &bytes).map_err(|e| format!("cannot compile: {e}"))?;
+    let missing = crate::imports::unprovided_imports(engine, &component);
+    if !missing.is_empty() {
+        return Err(missing.join("; "));
+    }
+    let pre = linker.instantiate_pre(&component).map_err(|e| format!("cannot be linked: {e:#}"))?;
+    Handler::new(&component, pre)
 }
 
 impl Runtime {
     pub fn new_engine() -> wasmtime::Result<Engine> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.wasm_component_model_async(true);
         let engine = Engine::new(&config)?;
         // One ticker per engine. It holds only a weak reference, so it stops
         // when the engine goes away.
@@ -129,8 +186,8 @@ impl Runtime {
         Ok(engine)
     }
 
-    /// Compiles and links every component; fails on the first that does not
-    /// export `wasi:http/incoming-handler` or imports what the host lacks.
+    /// Compiles and links every component; fails listing every component
+    /// that does not export an HTTP handler or imports what the host lacks.
     pub fn new(
         engine: Engine,
         components: &BTreeMap<String, ComponentConfig>,
@@ -138,40 +195,29 @@ impl Runtime {
         limits: Limits,
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        let mut linker = Linker::<RequestState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        postgres::add_to_linker(&mut linker, |s| PostgresView { table: &mut s.table, databases: &mut s.databases })?;
-        variables::add_to_linker(&mut linker, |s| VariablesView { values: &s.variables })?;
-
+        let handlers = link_components(&engine, components).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
         let mut services = Vec::new();
         for (name, config) in components {
-            use anyhow::Context as _;
-            let started = std::time::Instant::now();
-            let component = Component::from_file(&engine, &config.file)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{name}`: cannot load {}", config.file.display()))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .and_then(ProxyPre::new)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{name}` cannot be linked"))?;
             let grants =
                 DatabaseGrants::new(config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect());
             let variables = Arc::new(config.resolve_variables(name, &env)?);
-            tracing::info!(component = %name, route = %config.route, elapsed = ?started.elapsed(), "component ready");
+            let route = RoutePattern::parse(&config.route).map_err(|e| anyhow::anyhow!("component `{name}`: {e}"))?;
+            let allowed_hosts = AllowedHosts::parse(&config.allowed_outbound_hosts)
+                .map_err(|e| anyhow::anyhow!("component `{name}`: {e}"))?;
+            tracing::info!(component = %name, route = %config.route, "component ready");
             services.push(Service {
                 name: name.as_str().into(),
-                route: config.route.clone(),
-                pre,
+                route,
+                handler: handlers[name].clone(),
                 grants,
                 variables,
+                environment: config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                allowed_hosts: Arc::new(allowed_hosts),
                 memory_bytes: config.memory_bytes.unwrap_or(limits.memory_bytes),
             });
         }
-        services.sort_by_key(|s| std::cmp::Reverse(s.route.len()));
         let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
-        Ok(Self { engine, services, limits, slots, received: AtomicU64::new(0) })
+        Ok(Self { engine, services, limits, slots, received: AtomicU64::new(0), own_listeners: Arc::default() })
     }
 
     /// How many requests reached this runtime.
@@ -179,60 +225,88 @@ impl Runtime {
         self.received.load(Ordering::Relaxed)
     }
 
+    /// Records an address the host listens on, which guests may not call.
+    pub fn add_own_listener(&self, addr: SocketAddr) {
+        self.own_listeners.add(addr);
+    }
+
     /// Serves one request: the host's own answers (no route, body too large,
     /// guest failure) are JSON `{"detail": ...}` like the services' own.
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<HyperOutgoingBody>
+    pub async fn handle<B>(&self, req: Request<B>, client: Option<SocketAddr>) -> Response<GuestBody>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         self.received.fetch_add(1, Ordering::Relaxed);
-        match self.try_handle(req).await {
+        match self.try_handle(req, client).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
         }
     }
 
-    async fn try_handle<B>(&self, req: Request<B>) -> Result<Response<HyperOutgoingBody>, HostError>
+    async fn try_handle<B>(&self, req: Request<B>, client: Option<SocketAddr>) -> Result<Response<GuestBody>, HostError>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (service, service_path) = self.route(req.uri().path()).ok_or(HostError::NoRoute)?;
+        let (service, matched) = routes::best_match(self.services.iter().map(|s| (&s.route, s)), req.uri().path())
+            .map(|(_, service, matched)| (service, matched))
+            .ok_or(HostError::NoRoute)?;
+        let limit = self.limits.max_body_bytes;
+        let declared =
+            req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(HostError::BodyTooLarge(limit));
+        }
         let (mut parts, body) = req.into_parts();
-        let body = Limited::new(body, self.limits.max_body_bytes as usize).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                HostError::BodyTooLarge(self.limits.max_body_bytes)
-            } else {
-                HostError::BadBody
-            }
-        })?;
-        parts.uri = service_uri(&parts.uri, &service_path);
-        set_spin_headers(&mut parts.headers, &service.route, &service_path);
-        let req = Request::from_parts(parts, Full::new(body.to_bytes()).map_err(|n: Infallible| match n {}));
+        let host =
+            parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_owned();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let full_url = format!("http://{host}{path_and_query}");
+        routes::set_spin_headers(
+            &mut parts.headers,
+            &service.route,
+            &matched,
+            &RequestFacts { full_url: &full_url, client_addr: client },
+        );
+        // WASIp3 takes the authority from the URI only; WASIp2 from `Host`.
+        if let Ok(uri) = full_url.parse() {
+            parts.uri = uri;
+        }
+        // The body is streamed to the guest; past the limit, its reads fail.
+        let body = Limited::new(body, limit as usize)
+            .map_err(move |e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
+                } else {
+                    wasmtime_wasi_http::Error::HttpProtocolError
+                }
+            })
+            .boxed_unsync();
+        let req: Request<GuestRequestBody> = Request::from_parts(parts, body);
 
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let span = tracing::info_span!("guest", component = %service.name);
         self.run_guest(service, req).instrument(span).await
     }
 
-    /// The service mounted at the longest prefix of `path`, and the path
-    /// with that prefix removed.
-    fn route(&self, path: &str) -> Option<(&Service, String)> {
-        self.services.iter().find_map(|s| strip_route(&s.route, path).map(|rest| (s, rest)))
-    }
-
     async fn run_guest(
         &self,
         service: &Service,
-        req: Request<impl hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static>,
-    ) -> Result<Response<HyperOutgoingBody>, HostError> {
+        req: Request<GuestRequestBody>,
+    ) -> Result<Response<GuestBody>, HostError> {
         let state = RequestState {
             wasi: WasiCtx::builder()
                 .stdout(GuestLog::new(service.name.clone(), "stdout"))
                 .stderr(GuestLog::new(service.name.clone(), "stderr"))
+                .envs(&service.environment)
                 .build(),
             http: WasiHttpCtx::new(),
+            outbound: OutboundHttp {
+                component: service.name.clone(),
+                allowed: service.allowed_hosts.clone(),
+                own: self.own_listeners.clone(),
+            },
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(service.memory_bytes).trap_on_grow_failure(true).build(),
             databases: RequestDatabases::new(service.grants.clone(), self.limits.db_connections_per_request),
@@ -240,49 +314,43 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let budget = Duration::from_millis(self.limits.timeout_ms);
         // Every tick a running guest yields to the executor, so a guest that
-        // spins shares its thread instead of holding it; the budget below
-        // then ends it at a yield point.
+        // spins shares its thread instead of holding it; the budget then
+        // ends it at a yield point. The budget covers all of the guest's
+        // run, body included: when it ends the store is dropped, which also
+        // ends a response body mid-stream.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-
+        let budget = Duration::from_millis(self.limits.timeout_ms);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let guest_req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| {
-            tracing::error!(error = %e, "cannot hand the request to the guest");
-            HostError::GuestFailed
-        })?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| {
-            tracing::error!(error = %e, "cannot create the response slot");
-            HostError::GuestFailed
-        })?;
-        let pre = service.pre.clone();
-        // The guest runs in its own task so it can keep streaming a body after
-        // the head of the response is sent. The budget covers all of it,
-        // guest code and host calls (a slow query) alike; when it runs out
-        // the store is dropped, which also ends a response body mid-stream.
-        let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, guest_req, out).await
-            };
-            match tokio::time::timeout(budget, run).await {
-                Ok(result) => result,
-                Err(_) => Err(wasmtime::Trap::Interrupt.into()),
-            }
-        });
+        let task = service.handler.spawn(store, req, budget, sender);
 
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => {
-                tracing::warn!(error = ?code, "guest answered with an error code");
+            Ok(Ok(response)) => {
+                // A guest that fails after its response head has gone must
+                // not pass for a clean answer: its body ends with an error
+                // (the connection is cut), and the failure is logged here.
+                let span = tracing::Span::current();
+                let budget_ms = self.limits.timeout_ms;
+                tokio::spawn(
+                    async move {
+                        if let Ok(Err(e)) = task.await {
+                            tracing::warn!(error = %describe(&e, budget_ms), "guest failed after sending its response head");
+                        }
+                    }
+                    .instrument(span),
+                );
+                Ok(response)
+            }
+            Ok(Err(GuestOutcome::ErrorCode(code))) => {
+                tracing::warn!(error = %code, "guest answered with an error code");
                 Err(HostError::GuestFailed)
             }
-            Err(_) => Err(self.guest_failure(task.await)),
+            Ok(Err(GuestOutcome::NoResponse)) | Err(_) => Err(self.guest_failure(task.await)),
         }
     }
 
-    /// Explains why a guest dropped its response slot without answering.
+    /// Explains why a guest ended without answering.
     fn guest_failure(&self, joined: Result<wasmtime::Result<()>, tokio::task::JoinError>) -> HostError {
         match joined {
             Ok(Ok(())) => {
@@ -305,71 +373,9 @@ impl Runtime {
     }
 }
 
-/// `Some(rest)` if `path` is under `route` (at a segment boundary), with the
-/// route removed: `/auth` + `/auth/api/v1` gives `/api/v1`.
-fn strip_route(route: &str, path: &str) -> Option<String> {
-    if route == "/" {
-        return Some(path.to_owned());
-    }
-    let rest = path.strip_prefix(route)?;
-    match rest {
-        "" => Some("/".to_owned()),
-        _ if rest.starts_with('/') => Some(rest.to_owned()),
-        _ => None,
-    }
-}
-
-/// The request URI as the component sees it: its own path, same query.
-fn service_uri(original: &Uri, service_path: &str) -> Uri {
-    let path_and_query = match original.query() {
-        Some(query) => format!("{service_path}?{query}"),
-        None => service_path.to_owned(),
-    };
-    // The path came from a valid URI, so the rebuilt one is valid too.
-    Uri::builder().path_and_query(path_and_query).build().unwrap_or_else(|_| original.clone())
-}
-
-/// Sets the headers Spin gives a component about its route, replacing any a
-/// client sent, so a component routes the same way here and on Spin.
-fn set_spin_headers(headers: &mut http::HeaderMap, route: &str, service_path: &str) {
-    let client_sent: Vec<_> = headers.keys().filter(|k| k.as_str().starts_with("spin-")).cloned().collect();
-    for name in client_sent {
-        headers.remove(name);
-    }
-    let base = if route == "/" { "" } else { route };
-    if let Ok(v) = HeaderValue::from_str(service_path) {
-        headers.insert("spin-path-info", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("{base}/...")) {
-        headers.insert("spin-component-route", v);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_match_whole_segments() {
-        assert_eq!(strip_route("/auth", "/auth/api/v1/login").as_deref(), Some("/api/v1/login"));
-        assert_eq!(strip_route("/auth", "/auth").as_deref(), Some("/"));
-        assert_eq!(strip_route("/auth", "/authx/y"), None);
-        assert_eq!(strip_route("/", "/anything").as_deref(), Some("/anything"));
-    }
-
-    #[test]
-    fn service_uri_keeps_the_query() {
-        let uri: Uri = "/items/api/v1/items/?skip=1&limit=2".parse().unwrap();
-        assert_eq!(service_uri(&uri, "/api/v1/items/").to_string(), "/api/v1/items/?skip=1&limit=2");
-    }
-
-    #[test]
-    fn client_spin_headers_are_replaced() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("spin-path-info", HeaderValue::from_static("/forged"));
-        headers.insert("spin-anything", HeaderValue::from_static("x"));
-        set_spin_headers(&mut headers, "/items", "/api/v1/items");
-        assert_eq!(headers["spin-path-info"], "/api/v1/items");
-        assert!(!headers.contains_key("spin-anything"));
+fn describe(e: &wasmtime::Error, budget_ms: u64) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!("ran past its time budget of {budget_ms} ms"),
+        _ => format!("{e:#}"),
     }
 }

@@ -13,6 +13,9 @@ use crate::runtime::Runtime;
 
 /// Serves until `shutdown` resolves, then waits for open connections.
 pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    if let Ok(addr) = listener.local_addr() {
+        runtime.add_own_listener(addr);
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -30,7 +33,7 @@ pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl 
         let runtime = runtime.clone();
         let service = service_fn(move |req| {
             let runtime = runtime.clone();
-            async move { Ok::<_, std::convert::Infallible>(runtime.handle(req).await) }
+            async move { Ok::<_, std::convert::Infallible>(runtime.handle(req, Some(peer)).await) }
         });
         let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);

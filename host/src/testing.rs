@@ -139,7 +139,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         database = "app"
 
         [component.auth]
-        route = "/auth"
+        route = "/auth/..."
         file = "auth.wasm"
         databases = ["app"]
         memory_bytes = 201326592
@@ -151,7 +151,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         jwt_retired_keys = {{ env = "JWT_RETIRED_KEYS", default = "" }}
 
         [component.users]
-        route = "/users"
+        route = "/users/..."
         file = "users.wasm"
         databases = ["app"]
         [component.users.variables]
@@ -159,19 +159,27 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         users_open_registration = {{ env = "USERS_OPEN_REGISTRATION", default = "true" }}
 
         [component.items]
-        route = "/items"
+        route = "/items/..."
         file = "items.wasm"
         databases = ["app"]
         [component.items.variables]
         database = "app"
 
         [component.guest]
-        route = "/guest"
+        route = "/guest/..."
         file = "test_guest.wasm"
         databases = ["app"]
+        allowed_outbound_hosts = ["http://127.0.0.0/8:*", "http://localhost:*"]
         [component.guest.variables]
         database = "app"
         greeting = "hello"
+        [component.guest.environment]
+        GREETING = "hello from the manifest"
+
+        # The same guest with nothing allowed: outbound requests are denied.
+        [component.sealed]
+        route = "/sealed/..."
+        file = "test_guest.wasm"
         "#,
         migrations = migrations_dir().display().to_string(),
     );

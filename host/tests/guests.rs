@@ -87,22 +87,79 @@ async fn a_guest_exhausting_memory_fails_its_request_only() {
 }
 
 #[tokio::test]
-async fn the_route_prefix_is_removed_and_spin_headers_are_the_hosts() {
+async fn spin_headers_are_the_hosts_and_environment_the_manifests() {
     let db = TestDatabase::create().await;
     let host = start(&db).await;
     let response = reqwest::Client::new()
         .get(host.url("/guest/echo?x=1"))
         .header("spin-path-info", "/forged")
+        .header("spin-path-match-planet", "forged")
         .send()
         .await
         .unwrap();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["ok"]["path"], "/echo");
+    assert_eq!(body["ok"]["path"], "/guest/echo", "the component sees the whole path, as on Spin");
     assert_eq!(body["ok"]["query"], "x=1");
-    assert_eq!(body["ok"]["spin_path_info"], "/echo");
+    let spin = &body["ok"]["spin"];
+    assert_eq!(spin["spin-path-info"], "/echo");
+    assert_eq!(spin["spin-full-url"], format!("http://{}/guest/echo?x=1", host.addr));
+    assert_eq!(spin["spin-matched-route"], "/guest/...");
+    assert_eq!(spin["spin-raw-component-route"], "/guest/...");
+    assert_eq!(spin["spin-component-route"], "/guest");
+    assert_eq!(spin["spin-base-path"], "/");
+    assert!(spin["spin-client-addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{spin}");
+    assert!(spin.get("spin-path-match-planet").is_none(), "client copies are removed: {spin}");
+
+    assert_eq!(get(&host, "/guest/env/GREETING").await, (200, json!({ "ok": "hello from the manifest" })));
+    assert_eq!(get(&host, "/guest/env/PATH").await, (200, json!({ "ok": null })), "the host's environment stays");
 
     let (status, body) = get(&host, "/nowhere").await;
     assert_eq!((status, body["detail"].as_str()), (404, Some("no component serves this path")));
+    host.shutdown().await;
+}
+
+/// A plain HTTP server on loopback answering every request with 204.
+async fn answering_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn outbound_requests_go_only_where_allowed_and_never_to_the_host() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let server = answering_server().await;
+    let allowed = get(&host, &format!("/guest/outbound?http://{server}/")).await;
+    assert_eq!(allowed, (200, json!({ "ok": { "status": 204 } })));
+    let by_name = get(&host, &format!("/guest/outbound?http://localhost:{}/", server.port())).await;
+    assert_eq!(by_name, (200, json!({ "ok": { "status": 204 } })));
+
+    // The same guest without an allow-list may not.
+    let (_, body) = get(&host, &format!("/sealed/outbound?http://{server}/")).await;
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("HttpRequestDenied")), "{body}");
+    // Nor may any guest call the host itself, allowed or not, by any name.
+    let port = host.addr.port();
+    for url in [
+        format!("http://127.0.0.1:{port}/guest/echo"),
+        format!("http://localhost:{port}/guest/echo"),
+        format!("http://127.0.0.2:{port}/guest/echo"),
+    ] {
+        let received = host.runtime.requests_received();
+        let (_, body) = get(&host, &format!("/guest/outbound?{url}")).await;
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("DestinationIpProhibited")), "{url}: {body}");
+        assert_eq!(host.runtime.requests_received(), received + 1, "{url} reached the host");
+    }
     host.shutdown().await;
 }
 

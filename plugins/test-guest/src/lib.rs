@@ -9,7 +9,8 @@ use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
 
 #[http_component]
 fn handle(req: Request) -> Response {
-    let path = req.path().to_owned();
+    // The path under the component's route, as Spin gives it.
+    let path = req.header("spin-path-info").and_then(|v| v.as_str()).unwrap_or(req.path()).to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["trap"] => panic!("this guest traps on purpose"),
@@ -20,6 +21,8 @@ fn handle(req: Request) -> Response {
         ["oom"] => exhaust_memory(),
         ["echo"] => echo(&req),
         ["variable", name] => variable(name),
+        ["env", name] => reply(200, Ok(json!(std::env::var(name).ok()))),
+        ["outbound"] => outbound(&req),
         ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
         ["db", "open-many", count] => reply(200, open_many(count.parse().unwrap_or(0))),
         ["db", "roundtrip"] => reply(200, roundtrip()),
@@ -71,10 +74,27 @@ fn echo(req: &Request) -> Response {
             "path": req.path(),
             "query": req.query(),
             "spin_path_info": header("spin-path-info"),
+            "spin": req
+                .headers()
+                .filter(|(name, _)| name.starts_with("spin-"))
+                .map(|(name, value)| (name.to_owned(), json!(value.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
             "user_id": header("x-gatehouse-user-id"),
             "body_len": req.body().len(),
         })),
     )
+}
+
+/// Sends `GET` to the URL in the query (`?http://...`) and reports the
+/// status, or the error the host gave.
+fn outbound(req: &Request) -> Response {
+    let url = req.query().to_owned();
+    let request = Request::get(url).build();
+    let result: Result<Response, _> = spin_sdk::http::run(spin_sdk::http::send(request));
+    match result {
+        Ok(response) => reply(200, Ok(json!({ "status": response.status() }))),
+        Err(e) => reply(200, Err(format!("{e}"))),
+    }
 }
 
 fn variable(name: &str) -> Response {

@@ -1,0 +1,137 @@
+//! The two generations of HTTP components, each run its own way:
+//! `wasi:http/incoming-handler@0.2` (WASIp2, spin-sdk 5 and plain
+//! wasi-http) and `wasi:http/handler@0.3` (WASIp3, spin-sdk 7's
+//! `#[http_service]`). Which one a component is comes from what it exports.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use wasmtime::Store;
+use wasmtime::component::{Component, InstancePre};
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+use crate::runtime::RequestState;
+
+pub const P2_EXPORT: &str = "wasi:http/incoming-handler@0.2.0";
+pub const P3_EXPORT: &str = "wasi:http/handler@0.3.0";
+
+/// A component pre-instantiated for the handler it exports.
+#[derive(Clone)]
+pub enum Handler {
+    P2(ProxyPre<RequestState>),
+    P3(ServicePre<RequestState>),
+}
+
+/// How a guest's run ended, if not with a response.
+pub enum GuestOutcome {
+    /// The guest answered with a `wasi:http` error code instead of a response.
+    ErrorCode(String),
+    /// The guest returned without answering.
+    NoResponse,
+}
+
+pub type GuestBody = HyperOutgoingBody;
+
+impl Handler {
+    /// Picks the handler a component exports (the linker matches any
+    /// compatible 0.2.x or 0.3.x version).
+    pub fn new(component: &Component, pre: InstancePre<RequestState>) -> Result<Self, String> {
+        if component.get_export_index(None, P3_EXPORT).is_some() {
+            return ServicePre::new(pre).map(Handler::P3).map_err(|e| format!("{P3_EXPORT}: {e:#}"));
+        }
+        if component.get_export_index(None, P2_EXPORT).is_some() {
+            return ProxyPre::new(pre).map(Handler::P2).map_err(|e| format!("{P2_EXPORT}: {e:#}"));
+        }
+        Err(format!("exports neither `{P2_EXPORT}` (WASIp2) nor `{P3_EXPORT}` (WASIp3): not an HTTP component"))
+    }
+
+    pub fn generation(&self) -> &'static str {
+        match self {
+            Handler::P2(_) => "wasip2",
+            Handler::P3(_) => "wasip3",
+        }
+    }
+
+    /// Runs the guest on `req` in its own task, so it can keep writing the
+    /// body after the head of its response is sent. `answer` gets the
+    /// response, or why there is none; the task's own result says how the
+    /// guest ended (a trap after the head is only seen there).
+    pub fn spawn(
+        &self,
+        mut store: Store<RequestState>,
+        req: Request<GuestRequestBody>,
+        budget: std::time::Duration,
+        answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+    ) -> tokio::task::JoinHandle<wasmtime::Result<()>> {
+        let handler = self.clone();
+        tokio::spawn(async move {
+            let run = async {
+                match handler {
+                    Handler::P2(pre) => run_p2(&pre, &mut store, req, answer).await,
+                    Handler::P3(pre) => run_p3(&pre, &mut store, req, answer).await,
+                }
+            };
+            match tokio::time::timeout(budget, run).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime::Trap::Interrupt.into()),
+            }
+        })
+    }
+}
+
+/// The request body as the guest reads it: streamed, bounded by the limit.
+pub type GuestRequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+async fn run_p2(
+    pre: &ProxyPre<RequestState>,
+    store: &mut Store<RequestState>,
+    req: Request<GuestRequestBody>,
+    answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+) -> wasmtime::Result<()> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let guest_req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let proxy = pre.instantiate_async(&mut *store).await?;
+    // The guest sets its response through the outparam, possibly long
+    // before it returns: pass it on as soon as it is set. If the guest ends
+    // without setting one, the store goes and the outparam with it.
+    tokio::spawn(async move {
+        let result = match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(GuestOutcome::ErrorCode(format!("{code:?}"))),
+            Err(_) => Err(GuestOutcome::NoResponse),
+        };
+        let _ = answer.send(result);
+    });
+    proxy.wasi_http_incoming_handler().call_handle(&mut *store, guest_req, out).await
+}
+
+async fn run_p3(
+    pre: &ServicePre<RequestState>,
+    store: &mut Store<RequestState>,
+    req: Request<GuestRequestBody>,
+    answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+) -> wasmtime::Result<()> {
+    let service = pre.instantiate_async(&mut *store).await?;
+    let (guest_req, request_io) = wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().outbound, req);
+    store
+        .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
+            match service.handle(accessor, guest_req).await? {
+                Err(code) => {
+                    let _ = answer.send(Err(GuestOutcome::ErrorCode(format!("{code:?}"))));
+                }
+                Ok(response) => {
+                    let response = accessor.with(|access| response.into_http(access, request_io))?;
+                    let _ = answer.send(Ok(response));
+                    // The guest may still be writing the body: keep its
+                    // tasks running until they are all done.
+                    std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                }
+            }
+            Ok(())
+        })
+        .await?
+}

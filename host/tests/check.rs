@@ -1,0 +1,58 @@
+//! `gatehouse-host --check`: compiles and links every component the
+//! manifest names and reports every problem at once, each naming the
+//! component, its file and the cause.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use host::testing::components_dir;
+
+fn check(manifest: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("gatehouse-check-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("host.toml");
+    std::fs::write(&path, manifest).unwrap();
+    std::fs::write(dir.join("notes.wasm"), "not a component").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-host"))
+        .args(["--check", "--manifest"])
+        .arg(&path)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+fn component(name: &str, route: &str, file: &Path) -> String {
+    format!("[component.{name}]\nroute = {route:?}\nfile = {:?}\n", file.display().to_string())
+}
+
+fn guest() -> PathBuf {
+    components_dir().join("test_guest.wasm")
+}
+
+#[test]
+fn a_sound_manifest_checks_ok() {
+    let (ok, out) = check(&component("guest", "/guest/...", &guest()));
+    assert!(ok, "{out}");
+    assert!(out.contains(": ok"), "{out}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let manifest = [
+        component("guest", "/guest/...", &guest()),
+        component("notes", "/notes/...", Path::new("notes.wasm")),
+        component("gone", "/gone/...", Path::new("nowhere/gone.wasm")),
+        "[database.app]\nurl_env = \"GATEHOUSE_CHECK_UNSET_URL\"\n".to_owned(),
+    ]
+    .concat();
+    let (ok, out) = check(&manifest);
+    assert!(!ok, "{out}");
+    assert!(out.contains("component `notes`") && out.contains("notes.wasm"), "{out}");
+    assert!(out.contains("component `gone`") && out.contains("gone.wasm"), "{out}");
+    assert!(out.contains("GATEHOUSE_CHECK_UNSET_URL"), "{out}");
+    assert!(!out.contains("component `guest`"), "the sound component is not blamed: {out}");
+    assert!(out.contains("3 problem(s)"), "{out}");
+}
