@@ -7,12 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
-/// Upstream WIT files the world imports: (file in spin-sdk's `wit/deps`,
-/// folder under our `deps`, package line to prepend when the upstream file
-/// declares its package in a sibling file we do not take).
-const UPSTREAM: &[(&str, &str, Option<&str>)] = &[
-    ("spin-postgres@4.0.0/postgres.wit", "spin-postgres", None),
-    ("spin@2.0.0/variables.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
+/// Upstream WIT files the world imports: (spin-sdk major version whose
+/// `wit/deps` holds it, file there, folder under our `deps`, package line to
+/// prepend when the upstream file declares its package in a sibling file we
+/// do not take). spin-sdk 5 brings the WASIp2 generation's interfaces,
+/// spin-sdk 7 the newer ones (async functions, WASIp3).
+const UPSTREAM: &[(u32, &str, &str, Option<&str>)] = &[
+    (7, "spin-postgres@4.2.0/postgres.wit", "spin-postgres", None),
+    (7, "spin-variables@3.0.0/variables.wit", "spin-variables", None),
+    (7, "spin-key-value@3.0.0/key-value.wit", "spin-key-value", None),
+    (5, "spin@2.0.0/variables.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
+    (5, "spin@2.0.0/key-value.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
 ];
 
 fn main() {
@@ -22,13 +27,14 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins/Cargo.lock").display());
 
-    let sdk_wit = spin_sdk_wit_dir(&plugins_manifest);
+    let sdk_wits = spin_sdk_wit_dirs(&plugins_manifest);
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let wit_dir = out_dir.join("wit");
     let _ = fs::remove_dir_all(&wit_dir);
     fs::create_dir_all(&wit_dir).unwrap();
     fs::copy(root.join("wit/host.wit"), wit_dir.join("host.wit")).unwrap();
-    for (file, folder, package_line) in UPSTREAM {
+    for (major, file, folder, package_line) in UPSTREAM {
+        let sdk_wit = sdk_wits.get(major).unwrap_or_else(|| panic!("the plugins' lock file has no spin-sdk {major}.x"));
         let source = sdk_wit.join("deps").join(file);
         let text = fs::read_to_string(&source).unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
         let text = match package_line {
@@ -47,6 +53,9 @@ fn main() {
     imports: {{ default: async | trappable | tracing }},
     with: {{
         "spin:postgres/postgres.connection": crate::postgres::GuestConnection,
+        "spin:postgres/postgres.connection-builder": crate::postgres::GuestConnectionBuilder,
+        "fermyon:spin/key-value.store": crate::key_value::GuestStore,
+        "spin:key-value/key-value.store": crate::key_value::GuestStore,
     }},
     require_store_data_send: true,
 }});
@@ -56,9 +65,10 @@ fn main() {
     fs::write(out_dir.join("bindings.rs"), bindings).unwrap();
 }
 
-/// The `wit` folder of the spin-sdk package the plugins depend on, found with
-/// `cargo metadata` (which downloads the crate if it is not cached yet).
-fn spin_sdk_wit_dir(plugins_manifest: &Path) -> PathBuf {
+/// The `wit` folder of each spin-sdk version the plugins' lock file pins, by
+/// major version, found with `cargo metadata` (which downloads the crates if
+/// they are not cached yet).
+fn spin_sdk_wit_dirs(plugins_manifest: &Path) -> std::collections::BTreeMap<u32, PathBuf> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
@@ -67,12 +77,15 @@ fn spin_sdk_wit_dir(plugins_manifest: &Path) -> PathBuf {
         .expect("running cargo metadata for the plugins");
     assert!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let manifest_path = metadata["packages"]
+    metadata["packages"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|p| p["name"] == "spin-sdk")
-        .and_then(|p| p["manifest_path"].as_str())
-        .expect("the plugins depend on spin-sdk");
-    Path::new(manifest_path).parent().unwrap().join("wit")
+        .filter(|p| p["name"] == "spin-sdk")
+        .filter_map(|p| {
+            let major = p["version"].as_str()?.split('.').next()?.parse().ok()?;
+            let manifest = p["manifest_path"].as_str()?;
+            Some((major, Path::new(manifest).parent()?.join("wit")))
+        })
+        .collect()
 }

@@ -16,6 +16,9 @@
 //! migrations = "../plugins/migrations"
 //! max_connections = 16
 //!
+//! [key_value_store.default] # Spin's key-value stores, kept in a database
+//! database = "app"
+//!
 //! [bootstrap]               # optional: the first superuser, as the
 //! database = "app"          # original services created it at start-up
 //!
@@ -24,6 +27,8 @@
 //! file = "../target/wasm32-wasip2/release/auth.wasm"
 //! databases = ["app"]
 //! memory_bytes = 201326592 # optional: this component's own memory cap
+//! key_value_stores = ["default"]
+//! allowed_outbound_hosts = []  # outbound HTTP, Spin's syntax; none by default
 //! [component.auth.variables]
 //! database = "app"
 //! jwt_private_key = { env = "JWT_PRIVATE_KEY" }
@@ -49,6 +54,8 @@ pub enum ConfigError {
     Component { component: String, problem: String },
     #[error("database `{database}`: environment variable {env} is not set")]
     MissingDatabaseUrl { database: String, env: String },
+    #[error("key-value store `{label}`: {problem}")]
+    KeyValueStore { label: String, problem: String },
     #[error("bootstrap: {0}")]
     Bootstrap(String),
 }
@@ -65,9 +72,31 @@ pub struct Manifest {
     pub database: BTreeMap<String, DatabaseConfig>,
     /// Optional start-up work: the first superuser.
     pub bootstrap: Option<BootstrapConfig>,
+    /// Key-value stores by the label components open them with.
+    #[serde(default)]
+    pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
     /// Components by name.
     #[serde(default)]
     pub component: BTreeMap<String, ComponentConfig>,
+}
+
+/// A key-value store (Spin's `key_value_stores`), kept in a table of one
+/// of the host's databases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValueStoreConfig {
+    /// Where the store lives; `postgres` is the only kind.
+    #[serde(rename = "type", default)]
+    pub kind: KeyValueStoreKind,
+    /// The database (a name from `[database]`) holding it.
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyValueStoreKind {
+    #[default]
+    Postgres,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +227,10 @@ pub struct ComponentConfig {
     /// `environment`. Nothing of the host's own environment is passed.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Key-value stores (labels from `[key_value_store]`) the component may
+    /// open, as Spin's `key_value_stores`.
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
     /// Where the component may send HTTP requests, in Spin's syntax
     /// (`https://api.example.com`, `http://*.internal:8080`, `*://10.0.0.0/8:*`).
     /// Empty, the default, denies all; the host's own port is never allowed.
@@ -259,6 +292,19 @@ impl Manifest {
                 if !self.database.contains_key(db) {
                     return Err(problem(format!("database `{db}` is not declared under [database]")));
                 }
+            }
+            for label in &component.key_value_stores {
+                if !self.key_value_store.contains_key(label) {
+                    return Err(problem(format!("key-value store `{label}` is not declared under [key_value_store]")));
+                }
+            }
+        }
+        for (label, store) in &self.key_value_store {
+            if !self.database.contains_key(&store.database) {
+                return Err(ConfigError::KeyValueStore {
+                    label: label.clone(),
+                    problem: format!("database `{}` is not declared under [database]", store.database),
+                });
             }
         }
         if let Some(bootstrap) = &self.bootstrap

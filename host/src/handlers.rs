@@ -3,6 +3,8 @@
 //! wasi-http) and `wasi:http/handler@0.3` (WASIp3, spin-sdk 7's
 //! `#[http_service]`). Which one a component is comes from what it exports.
 
+use std::future::Future as _;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use wasmtime::Store;
@@ -134,4 +136,49 @@ async fn run_p3(
             Ok(())
         })
         .await?
+}
+
+/// A guest's response body that ends cleanly only if the guest did: when
+/// the body's last frame has gone, it waits for the guest's outcome and
+/// turns a failure into an error, so hyper cuts the connection (or leaves
+/// the chunked body unterminated) instead of passing a truncated answer off
+/// as complete.
+pub struct CompletedBody {
+    inner: GuestBody,
+    guest_ok: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl CompletedBody {
+    pub fn new(inner: GuestBody, guest_ok: tokio::sync::oneshot::Receiver<bool>) -> Self {
+        Self { inner, guest_ok: Some(guest_ok) }
+    }
+}
+
+impl hyper::body::Body for CompletedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {}
+            other => return other,
+        }
+        let Some(guest_ok) = &mut this.guest_ok else { return Poll::Ready(None) };
+        let ok = std::task::ready!(std::pin::Pin::new(guest_ok).poll(cx)).unwrap_or(false);
+        this.guest_ok = None;
+        if ok { Poll::Ready(None) } else { Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete))) }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.guest_ok.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

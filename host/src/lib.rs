@@ -8,6 +8,7 @@ pub mod config;
 mod guest_log;
 pub mod handlers;
 mod imports;
+pub mod key_value;
 pub mod outbound_http;
 pub mod postgres;
 pub mod routes;
@@ -44,7 +45,14 @@ pub async fn prepare(manifest: &Manifest, env: impl Fn(&str) -> Option<String>) 
             _ => tracing::info!("{FIRST_SUPERUSER_ENV} or {FIRST_SUPERUSER_PASSWORD_ENV} unset: no first superuser"),
         }
     }
+    let store_databases: std::collections::BTreeSet<_> =
+        manifest.key_value_store.values().map(|s| &s.database).collect();
+    for database in store_databases {
+        key_value::prepare_database(&pools[database])
+            .await
+            .with_context(|| format!("database `{database}`: cannot create the key-value table"))?;
+    }
     let engine = Runtime::new_engine()?;
-    let runtime = Runtime::new(engine, &manifest.component, &pools, manifest.limits.clone(), env)?;
+    let runtime = Runtime::new(engine, manifest, &pools, env)?;
     Ok(Arc::new(runtime))
 }

@@ -1,4 +1,5 @@
-//! `spin:postgres/postgres@4.0.0` on a sqlx pool the host owns.
+//! `spin:postgres/postgres@4.2.0` (which serves 4.0.0 guests too) on a sqlx
+//! pool the host owns.
 //!
 //! A guest opens a connection by the *name* of a database its manifest entry
 //! grants ("app"); the URL and its credentials stay in the host. Each open
@@ -17,7 +18,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::types::{Oid, PgInterval, PgRange};
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, TypeInfo, ValueRef};
-use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
 
 use crate::bindings::spin::postgres::postgres::{
     self as wit, DbDataType, DbError, DbValue, Error, ParameterValue, QueryError, RangeBoundKind, RowSet,
@@ -36,20 +37,33 @@ impl DatabaseGrants {
 }
 
 /// A guest's open connection: one pooled session, lent for as long as the
-/// guest holds the resource.
+/// guest holds the resource. Shared, so an async query can run while the
+/// store goes on with the guest's other tasks.
 pub struct GuestConnection {
+    session: Arc<tokio::sync::Mutex<Session>>,
+}
+
+/// A pooled session and what the guest did with it.
+struct Session {
     conn: PoolConnection<Postgres>,
     /// Whether the guest may have left a transaction open. Such a session
     /// is closed rather than handed to the next request.
     in_transaction: bool,
 }
 
-impl Drop for GuestConnection {
+impl Drop for Session {
     fn drop(&mut self) {
         if self.in_transaction {
             self.conn.close_on_drop();
         }
     }
+}
+
+/// `connection-builder` (4.1.0): an address to open, later. The address is
+/// a granted name like `open`'s; a CA root is accepted and unused, as the
+/// host's own pool decides how it connects.
+pub struct GuestConnectionBuilder {
+    address: String,
 }
 
 /// One request's use of the databases: what it may open, and how many
@@ -63,6 +77,24 @@ pub struct RequestDatabases {
 impl RequestDatabases {
     pub fn new(grants: DatabaseGrants, max_open: u32) -> Self {
         Self { grants, open: 0, max_open }
+    }
+
+    /// The pool for `address`, with one more connection counted against
+    /// the request (given back by [`RequestDatabases::release`]).
+    fn reserve(&mut self, address: &str) -> Result<PgPool, Error> {
+        let Some(pool) = self.grants.pools.get(address) else {
+            return Err(Error::ConnectionFailed(format!("database `{address}` is not granted to this component")));
+        };
+        if self.open >= self.max_open {
+            let max = self.max_open;
+            return Err(Error::ConnectionFailed(format!("a request may hold at most {max} open connections")));
+        }
+        self.open += 1;
+        Ok(pool.clone())
+    }
+
+    fn release(&mut self) {
+        self.open = self.open.saturating_sub(1);
     }
 }
 
@@ -87,27 +119,44 @@ pub fn add_to_linker<T: Send + 'static>(
     wit::add_to_linker::<T, HasPostgres>(linker, view)
 }
 
+/// Takes a pooled session for a reserved slot.
+async fn acquire(pool: &PgPool, address: &str) -> Result<GuestConnection, Error> {
+    match pool.acquire().await {
+        Ok(conn) => {
+            Ok(GuestConnection { session: Arc::new(tokio::sync::Mutex::new(Session { conn, in_transaction: false })) })
+        }
+        Err(e) => {
+            tracing::warn!(database = %address, error = %e, "no database connection for a guest");
+            Err(Error::ConnectionFailed("database unavailable".into()))
+        }
+    }
+}
+
+impl PostgresView<'_> {
+    async fn open(&mut self, address: &str) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        let pool = match self.databases.reserve(address) {
+            Ok(pool) => pool,
+            Err(e) => return Ok(Err(e)),
+        };
+        match acquire(&pool, address).await {
+            Ok(conn) => Ok(Ok(self.table.push(conn)?)),
+            Err(e) => {
+                self.databases.release();
+                Ok(Err(e))
+            }
+        }
+    }
+
+    fn session(&self, conn: &Resource<GuestConnection>) -> wasmtime::Result<Arc<tokio::sync::Mutex<Session>>> {
+        Ok(self.table.get(conn)?.session.clone())
+    }
+}
+
 impl wit::Host for PostgresView<'_> {}
 
 impl wit::HostConnection for PostgresView<'_> {
     async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-        let Some(pool) = self.databases.grants.pools.get(&address) else {
-            return Ok(Err(Error::ConnectionFailed(format!("database `{address}` is not granted to this component"))));
-        };
-        if self.databases.open >= self.databases.max_open {
-            let max = self.databases.max_open;
-            return Ok(Err(Error::ConnectionFailed(format!("a request may hold at most {max} open connections"))));
-        }
-        let conn = match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(database = %address, error = %e, "no database connection for a guest");
-                return Ok(Err(Error::ConnectionFailed("database unavailable".into())));
-            }
-        };
-        let resource = self.table.push(GuestConnection { conn, in_transaction: false })?;
-        self.databases.open += 1;
-        Ok(Ok(resource))
+        PostgresView::open(self, &address).await
     }
 
     async fn query(
@@ -116,8 +165,9 @@ impl wit::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let guest = self.table.get_mut(&conn)?;
-        Ok(run_query(guest, &statement, params).await)
+        let session = self.session(&conn)?;
+        let mut session = session.lock().await;
+        Ok(run_query(&mut session, &statement, params).await)
     }
 
     async fn execute(
@@ -126,18 +176,122 @@ impl wit::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let guest = self.table.get_mut(&conn)?;
-        Ok(run_execute(guest, &statement, params).await)
+        let session = self.session(&conn)?;
+        let mut session = session.lock().await;
+        Ok(run_execute(&mut session, &statement, params).await)
     }
 
     async fn drop(&mut self, conn: Resource<GuestConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
-        self.databases.open = self.databases.open.saturating_sub(1);
+        self.databases.release();
         Ok(())
     }
 }
 
-async fn run_query(guest: &mut GuestConnection, statement: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
+impl wit::HostConnectionBuilder for PostgresView<'_> {
+    async fn new(&mut self, address: String) -> wasmtime::Result<Resource<GuestConnectionBuilder>> {
+        Ok(self.table.push(GuestConnectionBuilder { address })?)
+    }
+
+    async fn set_ca_root(
+        &mut self,
+        _builder: Resource<GuestConnectionBuilder>,
+        _certificate: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        Ok(Ok(()))
+    }
+
+    async fn build(
+        &mut self,
+        builder: Resource<GuestConnectionBuilder>,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        let address = self.table.get(&builder)?.address.clone();
+        PostgresView::open(self, &address).await
+    }
+
+    async fn drop(&mut self, builder: Resource<GuestConnectionBuilder>) -> wasmtime::Result<()> {
+        self.table.delete(builder)?;
+        Ok(())
+    }
+}
+
+/// The async functions of 4.2.0 (spin-sdk 7): they run while the guest's
+/// other tasks go on, so nothing of the store is held across an await.
+impl<T: Send> wit::HostConnectionWithStore<T> for HasPostgres {
+    async fn open_async(
+        accessor: &Accessor<T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        open_async(accessor, address).await
+    }
+
+    async fn query_async(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<GuestConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<(Vec<wit::Column>, StreamReader<Vec<DbValue>>, FutureReader<Result<(), Error>>), Error>>
+    {
+        let session = accessor.with(|mut access| access.get().session(&conn))?;
+        let result = run_query(&mut *session.lock().await, &statement, params).await;
+        let RowSet { columns, rows } = match result {
+            Ok(set) => set,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The rows are read whole before answering (as `query` does), then
+        // handed over as a stream that ends cleanly.
+        accessor.with(|mut access| {
+            let rows = StreamReader::new(&mut access, rows)?;
+            let done = FutureReader::new(&mut access, async { Ok::<_, wasmtime::Error>(Ok::<(), Error>(())) })?;
+            Ok(Ok((columns, rows, done)))
+        })
+    }
+
+    async fn execute_async(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<GuestConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let session = accessor.with(|mut access| access.get().session(&conn))?;
+        let mut session = session.lock().await;
+        Ok(run_execute(&mut session, &statement, params).await)
+    }
+}
+
+impl<T: Send> wit::HostConnectionBuilderWithStore<T> for HasPostgres {
+    async fn build_async(
+        accessor: &Accessor<T, Self>,
+        builder: Resource<GuestConnectionBuilder>,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        let address =
+            accessor.with(|mut access| Ok::<_, wasmtime::Error>(access.get().table.get(&builder)?.address.clone()))?;
+        open_async(accessor, address).await
+    }
+}
+
+async fn open_async<T: Send>(
+    accessor: &Accessor<T, HasPostgres>,
+    address: String,
+) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+    let pool = match accessor.with(|mut access| access.get().databases.reserve(&address)) {
+        Ok(pool) => pool,
+        Err(e) => return Ok(Err(e)),
+    };
+    let conn = acquire(&pool, &address).await;
+    accessor.with(|mut access| {
+        let view = access.get();
+        match conn {
+            Ok(conn) => Ok(Ok(view.table.push(conn)?)),
+            Err(e) => {
+                view.databases.release();
+                Ok(Err(e))
+            }
+        }
+    })
+}
+
+async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
     let args = bind_parameters(params)?;
     track_transaction(guest, statement);
     let rows = sqlx::query_with(statement, args).fetch_all(&mut *guest.conn).await.map_err(query_error)?;
@@ -153,7 +307,7 @@ async fn run_query(guest: &mut GuestConnection, statement: &str, params: Vec<Par
     Ok(RowSet { columns, rows })
 }
 
-async fn run_execute(guest: &mut GuestConnection, statement: &str, params: Vec<ParameterValue>) -> Result<u64, Error> {
+async fn run_execute(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<u64, Error> {
     let args = bind_parameters(params)?;
     track_transaction(guest, statement);
     let done = sqlx::query_with(statement, args).execute(&mut *guest.conn).await.map_err(query_error)?;
@@ -161,7 +315,7 @@ async fn run_execute(guest: &mut GuestConnection, statement: &str, params: Vec<P
 }
 
 /// Notes whether a statement opens or ends a transaction, by its first word.
-fn track_transaction(guest: &mut GuestConnection, statement: &str) {
+fn track_transaction(guest: &mut Session, statement: &str) {
     if let Some(open) = transaction_effect(statement) {
         guest.in_transaction = open;
     }

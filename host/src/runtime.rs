@@ -18,9 +18,10 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::config::{ComponentConfig, Limits};
+use crate::config::{ComponentConfig, Limits, Manifest};
 use crate::guest_log::GuestLog;
-use crate::handlers::{GuestBody, GuestOutcome, GuestRequestBody, Handler};
+use crate::handlers::{CompletedBody, GuestBody, GuestOutcome, GuestRequestBody, Handler};
+use crate::key_value::{self, KeyValueView, RequestStores, StoreGrants};
 use crate::outbound_http::{AllowedHosts, OutboundHttp, OwnListeners};
 use crate::postgres::{self, DatabaseGrants, PostgresView, RequestDatabases};
 use crate::routes::{self, RequestFacts, RoutePattern};
@@ -37,6 +38,7 @@ pub struct RequestState {
     table: ResourceTable,
     limits: StoreLimits,
     databases: RequestDatabases,
+    stores: RequestStores,
     variables: Arc<BTreeMap<String, String>>,
 }
 
@@ -58,6 +60,7 @@ struct Service {
     route: RoutePattern,
     handler: Handler,
     grants: DatabaseGrants,
+    stores: StoreGrants,
     variables: Arc<BTreeMap<String, String>>,
     environment: Vec<(String, String)>,
     allowed_hosts: Arc<AllowedHosts>,
@@ -146,6 +149,7 @@ fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> {
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     postgres::add_to_linker(&mut linker, |s| PostgresView { table: &mut s.table, databases: &mut s.databases })?;
     variables::add_to_linker(&mut linker, |s| VariablesView { values: &s.variables })?;
+    key_value::add_to_linker(&mut linker, |s| KeyValueView { table: &mut s.table, stores: &mut s.stores })?;
     Ok(linker)
 }
 
@@ -190,16 +194,24 @@ impl Runtime {
     /// that does not export an HTTP handler or imports what the host lacks.
     pub fn new(
         engine: Engine,
-        components: &BTreeMap<String, ComponentConfig>,
+        manifest: &Manifest,
         pools: &BTreeMap<String, sqlx::PgPool>,
-        limits: Limits,
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        let handlers = link_components(&engine, components).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+        let limits = manifest.limits.clone();
+        let handlers =
+            link_components(&engine, &manifest.component).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+        let known_stores: Vec<String> = manifest.key_value_store.keys().cloned().collect();
         let mut services = Vec::new();
-        for (name, config) in components {
+        for (name, config) in &manifest.component {
             let grants =
                 DatabaseGrants::new(config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect());
+            let stores = config
+                .key_value_stores
+                .iter()
+                .map(|label| (label.clone(), pools[&manifest.key_value_store[label].database].clone()))
+                .collect();
+            let stores = StoreGrants::new(stores, known_stores.clone());
             let variables = Arc::new(config.resolve_variables(name, &env)?);
             let route = RoutePattern::parse(&config.route).map_err(|e| anyhow::anyhow!("component `{name}`: {e}"))?;
             let allowed_hosts = AllowedHosts::parse(&config.allowed_outbound_hosts)
@@ -210,6 +222,7 @@ impl Runtime {
                 route,
                 handler: handlers[name].clone(),
                 grants,
+                stores,
                 variables,
                 environment: config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 allowed_hosts: Arc::new(allowed_hosts),
@@ -310,6 +323,7 @@ impl Runtime {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(service.memory_bytes).trap_on_grow_failure(true).build(),
             databases: RequestDatabases::new(service.grants.clone(), self.limits.db_connections_per_request),
+            stores: RequestStores::new(service.stores.clone()),
             variables: service.variables.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -330,17 +344,27 @@ impl Runtime {
                 // A guest that fails after its response head has gone must
                 // not pass for a clean answer: its body ends with an error
                 // (the connection is cut), and the failure is logged here.
+                let (guest_ok, outcome) = tokio::sync::oneshot::channel();
                 let span = tracing::Span::current();
                 let budget_ms = self.limits.timeout_ms;
                 tokio::spawn(
                     async move {
-                        if let Ok(Err(e)) = task.await {
-                            tracing::warn!(error = %describe(&e, budget_ms), "guest failed after sending its response head");
-                        }
+                        let ok = match task.await {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %describe(&e, budget_ms), "guest failed after sending its response head");
+                                false
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "guest task failed after sending its response head");
+                                false
+                            }
+                        };
+                        let _ = guest_ok.send(ok);
                     }
                     .instrument(span),
                 );
-                Ok(response)
+                Ok(response.map(|body| CompletedBody::new(body, outcome).boxed_unsync()))
             }
             Ok(Err(GuestOutcome::ErrorCode(code))) => {
                 tracing::warn!(error = %code, "guest answered with an error code");

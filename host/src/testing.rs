@@ -138,6 +138,11 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         [bootstrap]
         database = "app"
 
+        [key_value_store.default]
+        database = "app"
+        [key_value_store.elsewhere]
+        database = "app"
+
         [component.auth]
         route = "/auth/..."
         file = "auth.wasm"
@@ -165,10 +170,13 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         [component.items.variables]
         database = "app"
 
+        # The test guests of both generations, WASIp2 (spin-sdk 5) and
+        # WASIp3 (spin-sdk 7), granted the same things.
         [component.guest]
         route = "/guest/..."
         file = "test_guest.wasm"
         databases = ["app"]
+        key_value_stores = ["default"]
         allowed_outbound_hosts = ["http://127.0.0.0/8:*", "http://localhost:*"]
         [component.guest.variables]
         database = "app"
@@ -176,10 +184,25 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         [component.guest.environment]
         GREETING = "hello from the manifest"
 
-        # The same guest with nothing allowed: outbound requests are denied.
+        [component.p3]
+        route = "/p3/..."
+        file = "spin7_guest.wasm"
+        databases = ["app"]
+        key_value_stores = ["default"]
+        allowed_outbound_hosts = ["http://127.0.0.0/8:*", "http://localhost:*"]
+        [component.p3.variables]
+        database = "app"
+        greeting = "hello"
+        [component.p3.environment]
+        GREETING = "hello from the manifest"
+
+        # The same guests with nothing granted.
         [component.sealed]
         route = "/sealed/..."
         file = "test_guest.wasm"
+        [component.p3-sealed]
+        route = "/p3-sealed/..."
+        file = "spin7_guest.wasm"
         "#,
         migrations = migrations_dir().display().to_string(),
     );

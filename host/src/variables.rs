@@ -1,12 +1,14 @@
-//! `fermyon:spin/variables@2.0.0`: the settings a manifest gives a component,
+//! `fermyon:spin/variables@2.0.0` (spin-sdk 5) and `spin:variables@3.0.0`
+//! (spin-sdk 7, an async `get`): the settings a manifest gives a component,
 //! resolved once at start-up. A component sees only its own variables.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmtime::component::HasData;
+use wasmtime::component::{Accessor, HasData};
 
 use crate::bindings::fermyon::spin::variables::{self as wit, Error};
+use crate::bindings::spin::variables::variables as wit3;
 
 /// What the variables interface needs from a request's store.
 pub struct VariablesView<'a> {
@@ -23,12 +25,27 @@ pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
     view: fn(&mut T) -> VariablesView<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasVariables>(linker, view)
+    wit::add_to_linker::<T, HasVariables>(linker, view)?;
+    wit3::add_to_linker::<T, HasVariables>(linker, view)
 }
 
 impl wit::Host for VariablesView<'_> {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
         Ok(lookup(self.values, &name))
+    }
+}
+
+impl wit3::Host for VariablesView<'_> {}
+
+impl<T: Send> wit3::HostWithStore<T> for HasVariables {
+    async fn get(accessor: &Accessor<T, Self>, name: String) -> wasmtime::Result<Result<String, wit3::Error>> {
+        let found = accessor.with(|mut access| lookup(access.get().values, &name));
+        Ok(found.map_err(|e| match e {
+            Error::InvalidName(n) => wit3::Error::InvalidName(n),
+            Error::Undefined(n) => wit3::Error::Undefined(n),
+            Error::Provider(m) => wit3::Error::Provider(m),
+            Error::Other(m) => wit3::Error::Other(m),
+        }))
     }
 }
 

@@ -45,6 +45,7 @@ fn every_problem_is_reported_at_once() {
         component("guest", "/guest/...", &guest()),
         component("notes", "/notes/...", Path::new("notes.wasm")),
         component("gone", "/gone/...", Path::new("nowhere/gone.wasm")),
+        component("redis", "/redis/...", &components_dir().join("redis_guest.wasm")),
         "[database.app]\nurl_env = \"GATEHOUSE_CHECK_UNSET_URL\"\n".to_owned(),
     ]
     .concat();
@@ -53,6 +54,10 @@ fn every_problem_is_reported_at_once() {
     assert!(out.contains("component `notes`") && out.contains("notes.wasm"), "{out}");
     assert!(out.contains("component `gone`") && out.contains("gone.wasm"), "{out}");
     assert!(out.contains("GATEHOUSE_CHECK_UNSET_URL"), "{out}");
+    assert!(
+        out.contains("component `redis`") && out.contains("imports `fermyon:spin/redis@2.0.0` (Redis)"),
+        "an interface the host leaves out is named: {out}"
+    );
     assert!(!out.contains("component `guest`"), "the sound component is not blamed: {out}");
-    assert!(out.contains("3 problem(s)"), "{out}");
+    assert!(out.contains("4 problem(s)"), "{out}");
 }

@@ -23,6 +23,23 @@ fn handle(req: Request) -> Response {
         ["variable", name] => variable(name),
         ["env", name] => reply(200, Ok(json!(std::env::var(name).ok()))),
         ["outbound"] => outbound(&req),
+        ["kv", "set", key, value] => reply(200, kv(|s| s.set(key, value.as_bytes()).map(|()| json!("set")))),
+        ["kv", "get", key] => {
+            reply(200, kv(|s| s.get(key).map(|v| json!(v.map(|b| String::from_utf8_lossy(&b).into_owned())))))
+        }
+        ["kv", "delete", key] => reply(200, kv(|s| s.delete(key).map(|()| json!("deleted")))),
+        ["kv", "keys"] => reply(
+            200,
+            kv(|s| {
+                s.get_keys().map(|mut keys| {
+                    keys.sort();
+                    json!(keys)
+                })
+            }),
+        ),
+        ["kv", "open", name] => {
+            reply(200, spin_sdk::key_value::Store::open(name).map(|_| json!("opened")).map_err(|e| format!("{e:?}")))
+        }
         ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
         ["db", "open-many", count] => reply(200, open_many(count.parse().unwrap_or(0))),
         ["db", "roundtrip"] => reply(200, roundtrip()),
@@ -83,6 +100,14 @@ fn echo(req: &Request) -> Response {
             "body_len": req.body().len(),
         })),
     )
+}
+
+/// Runs `f` on the store `default` (`fermyon:spin/key-value@2.0.0`).
+fn kv(
+    f: impl FnOnce(&spin_sdk::key_value::Store) -> Result<Value, spin_sdk::key_value::Error>,
+) -> Result<Value, String> {
+    let store = spin_sdk::key_value::Store::open_default().map_err(|e| format!("{e:?}"))?;
+    f(&store).map_err(|e| format!("{e:?}"))
 }
 
 /// Sends `GET` to the URL in the query (`?http://...`) and reports the
