@@ -18,6 +18,9 @@ const UPSTREAM: &[(u32, &str, &str, Option<&str>)] = &[
     (7, "spin-key-value@3.0.0/key-value.wit", "spin-key-value", None),
     (5, "spin@2.0.0/variables.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
     (5, "spin@2.0.0/key-value.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
+    (5, "spin@2.0.0/postgres.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
+    (5, "spin@2.0.0/rdbms-types.wit", "fermyon-spin", Some("package fermyon:spin@2.0.0;")),
+    (5, "spin-postgres@3.0.0/postgres.wit", "spin-postgres-3", None),
 ];
 
 fn main() {
@@ -53,6 +56,7 @@ fn main() {
     imports: {{ default: async | trappable | tracing }},
     with: {{
         "spin:postgres/postgres.connection": crate::postgres::GuestConnection,
+        "fermyon:spin/postgres.connection": crate::postgres::GuestConnection,
         "spin:postgres/postgres.connection-builder": crate::postgres::GuestConnectionBuilder,
         "fermyon:spin/key-value.store": crate::key_value::GuestStore,
         "spin:key-value/key-value.store": crate::key_value::GuestStore,

@@ -278,7 +278,7 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let mut routes = BTreeMap::new();
         for (name, component) in &self.component {
             let problem = |problem: String| ConfigError::Component { component: name.clone(), problem };

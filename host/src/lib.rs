@@ -11,9 +11,12 @@ mod imports;
 pub mod key_value;
 pub mod outbound_http;
 pub mod postgres;
+mod postgres_v2;
+mod postgres_v3;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod spin_app;
 pub mod testing;
 pub mod variables;
 

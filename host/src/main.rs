@@ -10,6 +10,14 @@ struct Args {
     /// The manifest (TOML) naming components, databases and limits.
     #[arg(long, env = "GATEHOUSE_HOST_MANIFEST", default_value = "deploy/host.toml")]
     manifest: PathBuf,
+    /// Run a Spin application manifest (`spin.toml`, version 2) as it is,
+    /// instead of a host manifest.
+    #[arg(long, value_name = "SPIN_TOML", conflicts_with = "manifest")]
+    from: Option<PathBuf>,
+    /// With `--from`: what `spin.toml` does not say (databases behind the
+    /// PostgreSQL addresses, key-value stores, limits, listen address).
+    #[arg(long, value_name = "FILE", requires = "from")]
+    runtime_config_file: Option<PathBuf>,
     /// Check the manifest and exit without serving.
     #[arg(long)]
     check: bool,
@@ -34,12 +42,19 @@ async fn serve() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let mut manifest = host::Manifest::load(&args.manifest)?;
+    let (mut manifest, source) = match &args.from {
+        Some(spin_toml) => {
+            let manifest =
+                host::spin_app::load(spin_toml, args.runtime_config_file.as_deref(), |k| std::env::var(k).ok())?;
+            (manifest, spin_toml.clone())
+        }
+        None => (host::Manifest::load(&args.manifest)?, args.manifest.clone()),
+    };
     if let Some(listen) = args.listen {
         manifest.server.listen = listen;
     }
     if args.check {
-        return check(&manifest, &args.manifest);
+        return check(&manifest, &source);
     }
     let runtime = host::prepare(&manifest, |k| std::env::var(k).ok()).await?;
     let listener = tokio::net::TcpListener::bind(manifest.server.listen)

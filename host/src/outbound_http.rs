@@ -68,9 +68,9 @@ impl AllowedHosts {
         Ok(Self { entries: entries.collect::<Result<_, _>>()? })
     }
 
-    /// Whether a request to `host:port` over `scheme` may go out, given the
-    /// addresses the host resolves to (every one must be allowed).
-    fn allows(&self, scheme: &str, host: &str, port: u16, resolved: &[IpAddr]) -> bool {
+    /// Whether a connection to `host:port` over `scheme` may go out, given
+    /// the addresses the host resolves to (every one must be allowed).
+    pub fn allows_connection(&self, scheme: &str, host: &str, port: u16, resolved: &[IpAddr]) -> bool {
         self.entries.iter().any(|entry| {
             let scheme_ok = entry.scheme.as_deref().is_none_or(|s| s == scheme);
             let port_ok = match entry.ports {
@@ -99,6 +99,10 @@ impl AllowedHosts {
 fn default_port(scheme: &str) -> u16 {
     match scheme {
         "https" => 443,
+        "postgres" | "postgresql" => 5432,
+        "mysql" => 3306,
+        "redis" => 6379,
+        "mqtt" => 1883,
         _ => 80,
     }
 }
@@ -294,7 +298,7 @@ async fn checked_destination(
     };
     let first = *resolved.first().ok_or(HttpError::DestinationNotFound)?;
     let ips: Vec<IpAddr> = resolved.iter().map(|a| canonical(a.ip())).collect();
-    if !allowed.allows(&scheme, &host, port, &ips) {
+    if !allowed.allows_connection(&scheme, &host, port, &ips) {
         return Err(HttpError::HttpRequestDenied);
     }
     if resolved.iter().any(|a| own.contains(*a)) {
@@ -333,7 +337,7 @@ mod tests {
     #[test]
     fn nothing_is_allowed_by_default() {
         let none = AllowedHosts::default();
-        assert!(!none.allows("https", "example.com", 443, &ip("93.184.216.34")));
+        assert!(!none.allows_connection("https", "example.com", 443, &ip("93.184.216.34")));
         assert!(!none.mentions("http"));
     }
 
@@ -363,10 +367,19 @@ mod tests {
             ("http", "db", 5432, "192.0.2.1", false),
         ];
         for (scheme, host, port, addr, expected) in cases {
-            assert_eq!(allowed.allows(scheme, host, port, &ip(addr)), expected, "{scheme}://{host}:{port} ({addr})");
+            assert_eq!(
+                allowed.allows_connection(scheme, host, port, &ip(addr)),
+                expected,
+                "{scheme}://{host}:{port} ({addr})"
+            );
         }
-        assert!(!allowed.allows("https", "internal", 1, &["10.0.0.1".parse().unwrap(), "192.0.2.1".parse().unwrap()]));
-        assert!(hosts(&["*://*:*"]).allows("http", "anything", 1, &ip("192.0.2.1")));
+        assert!(!allowed.allows_connection(
+            "https",
+            "internal",
+            1,
+            &["10.0.0.1".parse().unwrap(), "192.0.2.1".parse().unwrap()]
+        ));
+        assert!(hosts(&["*://*:*"]).allows_connection("http", "anything", 1, &ip("192.0.2.1")));
     }
 
     #[test]

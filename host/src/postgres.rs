@@ -20,7 +20,7 @@ use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, TypeInfo, ValueRef};
 use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
 
-use crate::bindings::spin::postgres::postgres::{
+use crate::bindings::spin::postgres4_2_0::postgres::{
     self as wit, DbDataType, DbError, DbValue, Error, ParameterValue, QueryError, RangeBoundKind, RowSet,
 };
 
@@ -112,11 +112,15 @@ impl HasData for HasPostgres {
     type Data<'a> = PostgresView<'a>;
 }
 
+/// Links every version of the interface: 4.2.0 (serving 4.x), 3.0.0 and
+/// `fermyon:spin/postgres@2.0.0`, all on the same connections.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
     view: fn(&mut T) -> PostgresView<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasPostgres>(linker, view)
+    wit::add_to_linker::<T, HasPostgres>(linker, view)?;
+    crate::postgres_v3::add_to_linker(linker, view)?;
+    crate::postgres_v2::add_to_linker(linker, view)
 }
 
 /// Takes a pooled session for a reserved slot.
@@ -132,8 +136,10 @@ async fn acquire(pool: &PgPool, address: &str) -> Result<GuestConnection, Error>
     }
 }
 
+/// The connection's operations in 4.x terms, shared by every version of
+/// the interface (`postgres_v3.rs` and `postgres_v2.rs` convert to them).
 impl PostgresView<'_> {
-    async fn open(&mut self, address: &str) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+    pub(crate) async fn open(&mut self, address: &str) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
         let pool = match self.databases.reserve(address) {
             Ok(pool) => pool,
             Err(e) => return Ok(Err(e)),
@@ -150,6 +156,34 @@ impl PostgresView<'_> {
     fn session(&self, conn: &Resource<GuestConnection>) -> wasmtime::Result<Arc<tokio::sync::Mutex<Session>>> {
         Ok(self.table.get(conn)?.session.clone())
     }
+
+    pub(crate) async fn query(
+        &mut self,
+        conn: &Resource<GuestConnection>,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let session = self.session(conn)?;
+        let mut session = session.lock().await;
+        Ok(run_query(&mut session, statement, params).await)
+    }
+
+    pub(crate) async fn execute(
+        &mut self,
+        conn: &Resource<GuestConnection>,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let session = self.session(conn)?;
+        let mut session = session.lock().await;
+        Ok(run_execute(&mut session, statement, params).await)
+    }
+
+    pub(crate) fn close(&mut self, conn: Resource<GuestConnection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        self.databases.release();
+        Ok(())
+    }
 }
 
 impl wit::Host for PostgresView<'_> {}
@@ -165,9 +199,7 @@ impl wit::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let session = self.session(&conn)?;
-        let mut session = session.lock().await;
-        Ok(run_query(&mut session, &statement, params).await)
+        PostgresView::query(self, &conn, &statement, params).await
     }
 
     async fn execute(
@@ -176,15 +208,11 @@ impl wit::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let session = self.session(&conn)?;
-        let mut session = session.lock().await;
-        Ok(run_execute(&mut session, &statement, params).await)
+        PostgresView::execute(self, &conn, &statement, params).await
     }
 
     async fn drop(&mut self, conn: Resource<GuestConnection>) -> wasmtime::Result<()> {
-        self.table.delete(conn)?;
-        self.databases.release();
-        Ok(())
+        self.close(conn)
     }
 }
 

@@ -361,6 +361,45 @@ impl Drop for ChildProcess {
     }
 }
 
+/// The host binary running a Spin application (`--from spin.toml`) with a
+/// runtime-config file, both written to a folder of its own.
+pub struct SpinAppProcess {
+    pub addr: SocketAddr,
+    process: ChildProcess,
+}
+
+impl SpinAppProcess {
+    pub fn start(binary: &Path, spin_toml: &str, runtime_config: &str, env: &[(&str, &str)]) -> Self {
+        let addr = free_loopback_port();
+        let dir = ChildProcess::folder("spin-app");
+        std::fs::write(dir.join("spin.toml"), spin_toml).unwrap();
+        std::fs::write(dir.join("gatehouse.toml"), runtime_config).unwrap();
+        let mut command = Command::new(binary);
+        command
+            .arg("--from")
+            .arg(dir.join("spin.toml"))
+            .arg("--runtime-config-file")
+            .arg(dir.join("gatehouse.toml"))
+            .args(["--listen", &addr.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut process = ChildProcess::spawn(command, dir, "the host with a Spin app");
+        process.wait_listening(addr, "the host with a Spin app");
+        Self { addr, process }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+}
+
 fn free_loopback_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }

@@ -148,12 +148,11 @@ async fn key_value_stores_are_shared_by_label_and_granted_by_name() {
 }
 
 #[tokio::test]
-async fn wasip3_guests_use_the_async_postgres_interface() {
+async fn postgres_values_cross_with_their_types_in_both_generations() {
     let db = TestDatabase::create().await;
     let host = start(&db).await;
-    let (status, body) = get(&host, "/p3/db/roundtrip").await;
-    assert_eq!(status, 200, "{body}");
-    let row: Vec<&str> = body["ok"]["row"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    // The same statement from both guests: WASIp2 through `query`, WASIp3
+    // through `open-async` and `query-async`'s row stream.
     let expected = [
         "DbValue::Int32(42)",
         "DbValue::Str(\"héllo\")",
@@ -172,18 +171,25 @@ async fn wasip3_guests_use_the_async_postgres_interface() {
         "DbValue::Interval(Interval { micros: 7200000000, days: 1, months: 0 })",
         "DbValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))",
     ];
-    assert_eq!(row, expected);
-    let types: Vec<&str> = body["ok"]["columns"].as_array().unwrap().iter().map(|c| c[1].as_str().unwrap()).collect();
-    assert_eq!(types[..4], ["DbDataType::Int32", "DbDataType::Str", "DbDataType::Uuid", "DbDataType::Datetime"]);
-    assert_eq!(get(&host, "/p3/db/sync-open").await, (200, json!({ "ok": 1 })));
+    for (route, _, generation) in GENERATIONS {
+        let (status, body) = get(&host, &format!("{route}/db/roundtrip")).await;
+        assert_eq!(status, 200, "{generation}: {body}");
+        let row: Vec<&str> = body["ok"]["row"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(row, expected, "{generation}");
+        let types: Vec<&str> =
+            body["ok"]["columns"].as_array().unwrap().iter().map(|c| c[1].as_str().unwrap()).collect();
+        assert_eq!(
+            types[..4],
+            ["DbDataType::Int32", "DbDataType::Str", "DbDataType::Uuid", "DbDataType::Datetime"],
+            "{generation}"
+        );
+        let (_, body) = get(&host, &format!("{route}/db/bad-sql")).await;
+        assert_eq!(body["ok"]["code"], "42601", "{generation}: a syntax error comes back as a value: {body}");
+    }
+    assert_eq!(get(&host, "/p3/db/sync-open").await, (200, json!({ "ok": 1 })), "the synchronous open, from WASIp3");
     assert_eq!(get(&host, "/p3/db/execute").await, (200, json!({ "ok": 2 })));
-    assert_eq!(
-        get(&host, "/p3/db/execute").await,
-        (200, json!({ "ok": 2 })),
-        "the temporary table did not outlive its request"
-    );
-    let (_, body) = get(&host, "/p3/db/bad-sql").await;
-    assert_eq!(body["ok"]["code"], "42601", "a syntax error comes back as a value: {body}");
+    let again = get(&host, "/p3/db/execute").await;
+    assert_eq!(again, (200, json!({ "ok": 2 })), "the temporary table did not outlive its request");
     host.shutdown().await;
 }
 
@@ -200,5 +206,44 @@ async fn a_wasip3_guest_that_traps_fails_its_request_only() {
     assert!(response.bytes().await.is_err(), "a body cut short must not look complete");
     let (status, _) = get(&host, "/p3/echo").await;
     assert_eq!(status, 200, "the host keeps serving");
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn older_postgres_interfaces_reach_the_same_database() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, v3) = get(&host, "/guest/db/v3").await;
+    assert_eq!(status, 200, "{v3}");
+    assert_eq!(
+        v3["ok"]["types"],
+        json!(["DbDataType::Int32", "DbDataType::Str", "DbDataType::Date", "DbDataType::Other"]),
+        "spin:postgres@3.0.0: {v3}"
+    );
+    assert_eq!(
+        v3["ok"]["row"],
+        json!([
+            "DbValue::Int32(42)",
+            "DbValue::Str(\"héllo\")",
+            "DbValue::Date((2024, 2, 29))",
+            "DbValue::Unsupported"
+        ])
+    );
+    let bad_sql = v3["ok"]["bad_sql"].as_str().unwrap();
+    assert!(bad_sql.contains("QueryFailed") && bad_sql.contains("syntax error"), "{bad_sql}");
+
+    let (status, v2) = get(&host, "/guest/db/v2").await;
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(
+        v2["ok"]["types"],
+        json!(["DbDataType::Int64", "DbDataType::Str", "DbDataType::Other"]),
+        "fermyon:spin/postgres@2.0.0: {v2}"
+    );
+    assert_eq!(
+        v2["ok"]["row"],
+        json!(["DbValue::Int64(4000000000)", "DbValue::Str(\"héllo\")", "DbValue::Unsupported"])
+    );
+    let too_big = v2["ok"]["too_big"].as_str().unwrap();
+    assert!(too_big.contains("BadParameter") && too_big.contains("$1"), "{too_big}");
     host.shutdown().await;
 }

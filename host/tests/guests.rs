@@ -139,48 +139,6 @@ async fn a_request_holds_a_bounded_number_of_connections() {
 }
 
 #[tokio::test]
-async fn values_cross_the_interface_with_their_types() {
-    let db = TestDatabase::create().await;
-    let host = start(&db).await;
-    let (status, body) = get(&host, "/guest/db/roundtrip").await;
-    assert_eq!(status, 200, "{body}");
-    let values: Vec<&str> = body["ok"]["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(
-        values,
-        [
-            "DbValue::Int32(42)",
-            "DbValue::Str(\"héllo\")",
-            "DbValue::Uuid(\"0b6f1d8e-4c39-4f8a-9a55-3f2b1c7d9e10\")",
-            "DbValue::Datetime((2024, 12, 1, 13, 14, 15, 0))",
-            // jsonb as bytes of {"a":[1,2]}
-            "DbValue::Jsonb([123, 34, 97, 34, 58, 91, 49, 44, 50, 93, 125])",
-            "DbValue::Boolean(true)",
-            "DbValue::Floating64(1.5)",
-            "DbValue::Decimal(\"12.340\")",
-            "DbValue::Date((2024, 2, 29))",
-            "DbValue::Int64(-7)",
-            "DbValue::DbNull",
-            "DbValue::ArrayStr([Some(\"x\"), None])",
-        ]
-    );
-    let columns = body["ok"]["columns"].as_array().unwrap();
-    assert_eq!(columns[2], json!(["u", "DbDataType::Uuid"]));
-    assert_eq!(columns[3], json!(["ts", "DbDataType::Datetime"]));
-    host.shutdown().await;
-}
-
-#[tokio::test]
-async fn bad_sql_is_a_guest_error_with_the_server_code() {
-    let db = TestDatabase::create().await;
-    let host = start(&db).await;
-    let (status, body) = get(&host, "/guest/db/bad-sql").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["ok"]["code"], "42601", "{body}");
-    assert_still_serving(&host).await;
-    host.shutdown().await;
-}
-
-#[tokio::test]
 async fn a_transaction_left_open_is_never_handed_to_the_next_request() {
     let db = TestDatabase::create().await;
     // One pooled connection: the next request would get the same session.

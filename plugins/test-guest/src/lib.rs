@@ -43,6 +43,8 @@ fn handle(req: Request) -> Response {
         ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
         ["db", "open-many", count] => reply(200, open_many(count.parse().unwrap_or(0))),
         ["db", "roundtrip"] => reply(200, roundtrip()),
+        ["db", "v3"] => reply(200, older_postgres_3()),
+        ["db", "v2"] => reply(200, older_postgres_2()),
         ["db", "bad-sql"] => reply(200, bad_sql()),
         ["db", "leave-transaction-open"] => reply(200, leave_transaction_open()),
         ["db", "count-marker"] => reply(200, count_marker()),
@@ -147,9 +149,43 @@ fn db() -> Result<Connection, String> {
     open(&address)
 }
 
-/// Sends one parameter of each common type and reads it back, with the
-/// column types the host reports.
+/// The same database through `spin:postgres@3.0.0` (spin-sdk 5's `pg3`):
+/// values, types, and a syntax error, as debug text.
+fn older_postgres_3() -> Result<Value, String> {
+    use spin_sdk::pg3::{Connection, ParameterValue};
+    let address = spin_sdk::variables::get("database").map_err(|e| format!("{e:?}"))?;
+    let conn = Connection::open(&address).map_err(|e| format!("{e:?}"))?;
+    let params = [ParameterValue::Int32(42), ParameterValue::Str("héllo".into()), ParameterValue::Date((2024, 2, 29))];
+    let rows = conn
+        .query("SELECT $1::int4 AS i, $2::text AS t, $3::date AS d, gen_random_uuid() AS u", &params)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(json!({
+        "types": rows.columns.iter().map(|c| format!("{:?}", c.data_type)).collect::<Vec<_>>(),
+        "row": rows.rows[0].iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),
+        "bad_sql": format!("{:?}", conn.query("SELEC 1", &[]).map(|_| ())),
+    }))
+}
+
+/// The same through `fermyon:spin/postgres@2.0.0` (spin-sdk 5's `pg`).
+fn older_postgres_2() -> Result<Value, String> {
+    use spin_sdk::pg::{Connection, ParameterValue};
+    let address = spin_sdk::variables::get("database").map_err(|e| format!("{e:?}"))?;
+    let conn = Connection::open(&address).map_err(|e| format!("{e:?}"))?;
+    let params = [ParameterValue::Uint32(4_000_000_000), ParameterValue::Str("héllo".into())];
+    let rows = conn
+        .query("SELECT $1::int8 AS big, $2::text AS t, DATE '2024-02-29' AS d", &params)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(json!({
+        "types": rows.columns.iter().map(|c| format!("{:?}", c.data_type)).collect::<Vec<_>>(),
+        "row": rows.rows[0].iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),
+        "too_big": format!("{:?}", conn.query("SELECT $1::int8", &[ParameterValue::Uint64(u64::MAX)]).map(|_| ())),
+    }))
+}
+
+/// Sends one parameter of each type and reads it back, with the column
+/// types the host reports: the same statement as the WASIp3 fixture's.
 fn roundtrip() -> Result<Value, String> {
+    use spin_sdk::pg4::{Interval, RangeBoundKind};
     let conn = db()?;
     let params = [
         ParameterValue::Int32(42),
@@ -164,18 +200,22 @@ fn roundtrip() -> Result<Value, String> {
         ParameterValue::Int64(-7),
         ParameterValue::DbNull,
         ParameterValue::ArrayStr(vec![Some("x".into()), None]),
+        ParameterValue::Datetime((2024, 12, 1, 13, 14, 15, 0)),
+        ParameterValue::Interval(Interval { micros: 2 * 3_600 * 1_000_000, days: 1, months: 0 }),
+        ParameterValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive)))),
     ];
     let rows = conn
         .query(
             "SELECT $1::int4 AS i, $2::text AS t, $3::uuid AS u, $4::timestamp AS ts, $5::jsonb AS j, \
              $6::bool AS b, $7::float8 AS f, $8::numeric AS n, $9::date AS d, $10::int8 AS l, \
-             $11::uuid AS nothing, $12::text[] AS a",
+             $11::uuid AS nothing, $12::text[] AS a, $13::timestamptz AS tz, $14::interval AS iv, \
+             $15::int4range AS r",
             &params,
         )
         .map_err(|e| format!("{e:?}"))?;
     let columns: Vec<Value> = rows.columns.iter().map(|c| json!([c.name, format!("{:?}", c.data_type)])).collect();
-    let values: Vec<Value> = rows.rows[0].iter().map(describe).collect();
-    Ok(json!({ "columns": columns, "values": values }))
+    let row: Vec<Value> = rows.rows[0].iter().map(describe).collect();
+    Ok(json!({ "columns": columns, "row": row }))
 }
 
 fn describe(value: &DbValue) -> Value {
