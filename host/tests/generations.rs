@@ -185,6 +185,9 @@ async fn postgres_values_cross_with_their_types_in_both_generations() {
         );
         let (_, body) = get(&host, &format!("{route}/db/bad-sql")).await;
         assert_eq!(body["ok"]["code"], "42601", "{generation}: a syntax error comes back as a value: {body}");
+        let (_, body) = get(&host, &format!("{route}/db/transaction")).await;
+        let counts = json!({ "ok": ["DbValue::Int64(0)", "DbValue::Int64(1)"] });
+        assert_eq!(body, counts, "{generation}: rolled back, then committed");
     }
     assert_eq!(get(&host, "/p3/db/sync-open").await, (200, json!({ "ok": 1 })), "the synchronous open, from WASIp3");
     assert_eq!(get(&host, "/p3/db/execute").await, (200, json!({ "ok": 2 })));

@@ -43,6 +43,7 @@ fn handle(req: Request) -> Response {
         ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
         ["db", "open-many", count] => reply(200, open_many(count.parse().unwrap_or(0))),
         ["db", "roundtrip"] => reply(200, roundtrip()),
+        ["db", "transaction"] => reply(200, transaction()),
         ["db", "v3"] => reply(200, older_postgres_3()),
         ["db", "v2"] => reply(200, older_postgres_2()),
         ["db", "bad-sql"] => reply(200, bad_sql()),
@@ -216,6 +217,22 @@ fn roundtrip() -> Result<Value, String> {
     let columns: Vec<Value> = rows.columns.iter().map(|c| json!([c.name, format!("{:?}", c.data_type)])).collect();
     let row: Vec<Value> = rows.rows[0].iter().map(describe).collect();
     Ok(json!({ "columns": columns, "row": row }))
+}
+
+/// A rolled-back insert leaves nothing, a committed one stays.
+fn transaction() -> Result<Value, String> {
+    let conn = db()?;
+    let run = |sql: &str| conn.execute(sql, &[]).map_err(|e| format!("{e:?}"));
+    run("CREATE TEMP TABLE tx(x int)")?;
+    let mut counts = Vec::new();
+    for end in ["ROLLBACK", "COMMIT"] {
+        run("BEGIN")?;
+        run("INSERT INTO tx VALUES (1)")?;
+        run(end)?;
+        let rows = conn.query("SELECT count(*) FROM tx", &[]).map_err(|e| format!("{e:?}"))?;
+        counts.push(describe(&rows.rows[0][0]));
+    }
+    Ok(json!(counts))
 }
 
 fn describe(value: &DbValue) -> Value {
