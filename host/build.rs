@@ -53,7 +53,9 @@ fn main() {
         r#"wasmtime::component::bindgen!({{
     path: {path:?},
     world: "gatehouse:host/service-imports",
-    imports: {{ default: async | trappable | tracing }},
+    // No `tracing`: generated tracing logs every argument and result,
+    // which would put signing keys (`variables.get`) and SQL in the log.
+    imports: {{ default: async | trappable }},
     with: {{
         "spin:postgres/postgres.connection": crate::postgres::GuestConnection,
         "fermyon:spin/postgres.connection": crate::postgres::GuestConnection,

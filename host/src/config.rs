@@ -4,6 +4,7 @@
 //! ```toml
 //! [server]
 //! listen = "127.0.0.1:8081"
+//! identity_key_env = "GATEHOUSE_IDENTITY_KEY"  # the key the proxy signs identity with
 //!
 //! [limits]
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
@@ -105,12 +106,20 @@ pub struct ServerConfig {
     /// Address the host listens on; the proxy is its only intended client.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Environment variable holding the key the proxy signs identity with
+    /// (32 bytes or more). Unset, no request carries identity to a guest.
+    #[serde(default = "default_identity_key_env")]
+    pub identity_key_env: String,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen() }
+        Self { listen: default_listen(), identity_key_env: default_identity_key_env() }
     }
+}
+
+fn default_identity_key_env() -> String {
+    "GATEHOUSE_IDENTITY_KEY".into()
 }
 
 fn default_listen() -> SocketAddr {

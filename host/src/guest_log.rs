@@ -47,7 +47,13 @@ impl LineWriter {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
         let cut = if self.truncated { " [cut]" } else { "" };
-        tracing::info!(component = %self.log.component, stream = self.log.stream, "guest: {text}{cut}");
+        // Standard output is the guest's own chatter; standard error is how
+        // a guest (and Rust's panic hook) reports trouble.
+        if self.log.stream == "stderr" {
+            tracing::warn!(component = %self.log.component, stream = self.log.stream, "guest: {text}{cut}");
+        } else {
+            tracing::info!(component = %self.log.component, stream = self.log.stream, "guest: {text}{cut}");
+        }
         self.line.clear();
         self.truncated = false;
     }

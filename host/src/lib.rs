@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod config;
 mod guest_log;
 pub mod handlers;
+pub mod identity;
 mod imports;
 pub mod key_value;
 pub mod outbound_http;

@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::config::{ComponentConfig, Limits, Manifest};
 use crate::guest_log::GuestLog;
 use crate::handlers::{CompletedBody, GuestBody, GuestOutcome, GuestRequestBody, Handler};
+use crate::identity::{IdentityVerifier, Verdict};
 use crate::key_value::{self, KeyValueView, RequestStores, StoreGrants};
 use crate::outbound_http::{AllowedHosts, OutboundHttp, OwnListeners};
 use crate::postgres::{self, DatabaseGrants, PostgresView, RequestDatabases};
@@ -78,6 +79,8 @@ pub struct Runtime {
     received: AtomicU64,
     /// Where the host listens: never reachable by a guest's requests.
     own_listeners: Arc<OwnListeners>,
+    /// Checks that identity headers come from the proxy.
+    identity: IdentityVerifier,
 }
 
 /// Why the host, not the guest, answered a request.
@@ -229,8 +232,23 @@ impl Runtime {
                 memory_bytes: config.memory_bytes.unwrap_or(limits.memory_bytes),
             });
         }
+        let key_env = &manifest.server.identity_key_env;
+        let key = env(key_env);
+        let identity = IdentityVerifier::new(key.as_deref().map(str::as_bytes))
+            .ok_or_else(|| anyhow::anyhow!("the identity key in {key_env} is shorter than 32 bytes"))?;
+        if !identity.has_key() {
+            tracing::warn!("{key_env} is not set: no request will carry a user's identity to a component");
+        }
         let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
-        Ok(Self { engine, services, limits, slots, received: AtomicU64::new(0), own_listeners: Arc::default() })
+        Ok(Self {
+            identity,
+            engine,
+            services,
+            limits,
+            slots,
+            received: AtomicU64::new(0),
+            own_listeners: Arc::default(),
+        })
     }
 
     /// How many requests reached this runtime.
@@ -272,9 +290,12 @@ impl Runtime {
             return Err(HostError::BodyTooLarge(limit));
         }
         let (mut parts, body) = req.into_parts();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        if self.identity.admit(parts.method.as_str(), &path_and_query, &mut parts.headers) == Verdict::Refused {
+            tracing::warn!(method = %parts.method, path = %parts.uri.path(), "identity headers without a valid proof removed");
+        }
         let host =
             parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_owned();
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let full_url = format!("http://{host}{path_and_query}");
         routes::set_spin_headers(
             &mut parts.headers,

@@ -119,7 +119,14 @@ pub fn migrations_dir() -> PathBuf {
 pub const SECRET_KEY: &str = "test-secret-key";
 /// The `kid` of the test platform's token signing key.
 pub const TEST_KEY_ID: &str = "test-key";
+/// The key the test proxy signs identity with and the test host checks.
+pub const TEST_IDENTITY_KEY: &str = "test-identity-key-of-at-least-32-bytes";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
+
+/// What the proxy would send the host for a request by `user_id`.
+pub fn identity_headers(method: &str, path_and_query: &str, user_id: &str) -> Vec<(&'static str, String)> {
+    crate::identity::signed_headers(TEST_IDENTITY_KEY.as_bytes(), method, path_and_query, user_id)
+}
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
 /// A manifest serving the auth and items services and the test guest, on
@@ -289,6 +296,7 @@ impl RunningHost {
                 "SECRET_KEY" => Some(SECRET_KEY.into()),
                 "JWT_PRIVATE_KEY" => Some(test_signing_key().private_pem.clone()),
                 "JWT_KEY_ID" => Some(TEST_KEY_ID.into()),
+                "GATEHOUSE_IDENTITY_KEY" => Some(TEST_IDENTITY_KEY.into()),
                 "FIRST_SUPERUSER" => Some(ADMIN_EMAIL.into()),
                 "FIRST_SUPERUSER_PASSWORD" => Some(ADMIN_PASSWORD.into()),
                 _ => None,
@@ -450,6 +458,7 @@ impl ProxyProcess {
             .arg(&config)
             .args(["--listen", &addr.to_string(), "--threads", "1"])
             .env("JWT_PUBLIC_KEYS", jwks)
+            .env("GATEHOUSE_IDENTITY_KEY", TEST_IDENTITY_KEY)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
         let mut process = ChildProcess::spawn(command, dir, "the proxy");

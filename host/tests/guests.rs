@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use host::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, components_dir, services_manifest};
+use host::testing::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, components_dir, identity_headers, services_manifest,
+};
 use serde_json::{Value, json};
 
 /// Small limits, so the misbehaving guest reaches them quickly.
@@ -237,7 +239,17 @@ async fn items_need_an_identity_and_valid_input() {
 
     let admin_id: uuid::Uuid =
         sqlx::query_scalar(r#"SELECT id FROM "user""#).fetch_one(&mut db.connect().await).await.unwrap();
-    let as_admin = |request: reqwest::RequestBuilder| request.header("x-gatehouse-user-id", admin_id.to_string());
+    // Straight to the host, as the proxy would send it: signed.
+    let as_admin = |request: reqwest::RequestBuilder| {
+        let built = request.try_clone().unwrap().build().unwrap();
+        let url = built.url();
+        let target = url.query().map_or_else(|| url.path().to_owned(), |q| format!("{}?{q}", url.path()));
+        identity_headers(built.method().as_str(), &target, &admin_id.to_string())
+            .into_iter()
+            .fold(request, |request, (name, value)| request.header(name, value))
+    };
+    let forged = client.post(&items).header("x-gatehouse-user-id", admin_id.to_string()).json(&json!({ "title": "x" }));
+    assert_eq!(forged.send().await.unwrap().status().as_u16(), 401, "an unsigned identity is not believed");
     let too_long = as_admin(client.post(&items)).json(&json!({ "title": "x".repeat(256) })).send().await.unwrap();
     assert_eq!(too_long.status().as_u16(), 422);
     let empty = as_admin(client.post(&items)).json(&json!({ "title": "" })).send().await.unwrap();

@@ -3,6 +3,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! trusted_proxies = ["10.0.0.0/8"]   # only these may set X-Forwarded-For
+//! identity_key_env = "GATEHOUSE_IDENTITY_KEY"  # the key that signs identity for the host
 //!
 //! [jwt]
 //! algorithm = "EdDSA"              # or "HS256"
@@ -65,6 +66,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::identity::IdentitySigner;
 use crate::ratelimit::{Network, RateRule};
 use crate::token::{TokenRules, TokenVerifier};
 
@@ -86,6 +88,10 @@ pub enum ConfigError {
     MissingKey(String),
     #[error("jwt: the key set in {env} is unusable")]
     KeySet { env: String, source: crate::token::KeySetError },
+    #[error("environment variable {0} is not set (it holds the key that signs identity for the host)")]
+    MissingIdentityKey(String),
+    #[error("the identity key in {0} is shorter than 32 bytes")]
+    ShortIdentityKey(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +113,11 @@ pub struct ProxyConfig {
     /// Named rate limits, which routes list by name.
     #[serde(default)]
     pub rate_limit: BTreeMap<String, RateRule>,
+    /// Environment variable holding the key shared with the host, with
+    /// which each request's identity is signed (32 bytes or more). The host
+    /// believes no identity without it.
+    #[serde(default = "default_identity_key_env")]
+    pub identity_key_env: String,
     /// Named pools of servers a route can send to.
     pub upstream: BTreeMap<String, UpstreamConfig>,
     /// Path prefixes and where they go.
@@ -115,6 +126,10 @@ pub struct ProxyConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_identity_key_env() -> String {
+    "GATEHOUSE_IDENTITY_KEY".into()
 }
 
 /// Limits on requests and on the wait for upstreams. The header limits are
@@ -427,6 +442,13 @@ impl ProxyConfig {
     }
 
     /// The token verifier, with its keys read from the environment.
+    /// The signer of the identity the host is sent, from its key.
+    pub fn identity_signer(&self, env: impl Fn(&str) -> Option<String>) -> Result<IdentitySigner, ConfigError> {
+        let key = env(&self.identity_key_env)
+            .ok_or_else(|| ConfigError::MissingIdentityKey(self.identity_key_env.clone()))?;
+        IdentitySigner::new(key.as_bytes()).ok_or_else(|| ConfigError::ShortIdentityKey(self.identity_key_env.clone()))
+    }
+
     pub fn token_verifier(&self, env: impl Fn(&str) -> Option<String>) -> Result<TokenVerifier, ConfigError> {
         let jwt = &self.jwt;
         let rules = TokenRules {

@@ -20,6 +20,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
 use crate::framing::check_head;
+use crate::identity::{Claim, IdentitySigner, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::jwks::JwksFetcher;
 use crate::path::{normalise_path, query_is_valid};
 use crate::ratelimit::{Network, RateKey, RateLimiter, client_ip};
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub routes: RouteTable,
     pub upstreams: BTreeMap<String, Arc<LoadBalancer<RoundRobin>>>,
     pub verifier: TokenVerifier,
+    /// Signs what the host is told about each request.
+    pub identity: IdentitySigner,
     pub limits: EdgeLimits,
     pub connections: Arc<ConnectionRegistry>,
     pub trusted_proxies: Vec<Network>,
@@ -299,9 +302,24 @@ impl ProxyHttp for Gateway {
                 .map_err(|e| Error::explain(ErrorType::InternalError, format!("normalised path: {e}")))?;
             upstream_request.set_uri(uri);
         }
-        if let Some(identity) = &ctx.identity {
-            upstream_request.insert_header(USER_ID_HEADER, identity.user_id.as_str())?;
+        // The host believes the identity only with the proof that it came
+        // from here (client copies of these headers are already gone).
+        let user_id = ctx.identity.as_ref().map_or("", |i| i.user_id.as_str());
+        if !user_id.is_empty() {
+            upstream_request.insert_header(USER_ID_HEADER, user_id)?;
         }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let signature = self.identity.sign(&Claim {
+            method: upstream_request.method.as_str(),
+            path_and_query: upstream_request.uri.path_and_query().map_or("/", |p| p.as_str()),
+            user_id,
+            request_id: &request_id,
+            timestamp,
+        });
+        upstream_request.insert_header(REQUEST_ID_HEADER, request_id)?;
+        upstream_request.insert_header(TIMESTAMP_HEADER, timestamp.to_string())?;
+        upstream_request.insert_header(SIGNATURE_HEADER, signature)?;
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
             // A chain is passed on only from a trusted proxy; anyone else's
             // is replaced by the address the connection came from.

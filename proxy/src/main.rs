@@ -7,6 +7,7 @@ mod connections;
 mod framing;
 mod gateway;
 mod headgate;
+mod identity;
 mod jwks;
 mod path;
 mod ratelimit;
@@ -69,6 +70,7 @@ fn run() -> anyhow::Result<()> {
         config.listen = listen;
     }
     let verifier = config.token_verifier(|k| std::env::var(k).ok())?;
+    let identity = config.identity_signer(|k| std::env::var(k).ok())?;
     if args.check {
         println!("{}: ok", args.config.display());
         return Ok(());
@@ -113,6 +115,7 @@ fn run() -> anyhow::Result<()> {
         routes: RouteTable::new(config.route.clone()),
         upstreams,
         verifier,
+        identity,
         limits: config.limits.clone(),
         connections: connections.clone(),
         trusted_proxies: config.trusted_proxies.clone(),

@@ -304,6 +304,30 @@ async fn every_spelling_of_a_protected_path_is_checked_or_refused() {
 }
 
 #[tokio::test]
+async fn identity_sent_straight_to_the_host_is_believed_only_with_the_proxys_proof() {
+    let p = platform(&[], "").await;
+    let admin = p.api.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, me) = p.api.call("GET", "/users/api/v1/users/me", Some(&admin), None).await;
+    assert_eq!(status, 200, "through the proxy, the identity arrives: {me}");
+    let admin_id = me["id"].as_str().unwrap().to_owned();
+    let path = "/users/api/v1/users/me";
+    let direct = |headers: Vec<(&'static str, String)>| {
+        let mut request = reqwest::Client::new().get(format!("http://{}{path}", p.host.addr));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(direct(vec![("x-gatehouse-user-id", admin_id.clone())]).await, 401, "a bare claim");
+    let forged = host::identity::signed_headers(b"a key that is not the proxy's, 32+ bytes", "GET", path, &admin_id);
+    assert_eq!(direct(forged).await, 401, "signed with another key");
+    let for_another_path = host::testing::identity_headers("GET", "/users/api/v1/users/", &admin_id);
+    assert_eq!(direct(for_another_path).await, 401, "a proof for another request");
+    assert_eq!(direct(host::testing::identity_headers("GET", path, &admin_id)).await, 200, "the proxy's key");
+    p.host.shutdown().await;
+}
+
+#[tokio::test]
 async fn smuggling_attempts_never_reach_the_upstream_as_a_second_request() {
     let p = platform(&[], "").await;
     let smuggled = "GET /guest/echo HTTP/1.1\r\nHost: x\r\n\r\n";

@@ -121,6 +121,7 @@ struct Platform {
     postgres: Option<PostgresServer>,
     superuser: String,
     superuser_password: String,
+    identity_key: String,
 }
 
 impl Platform {
@@ -156,9 +157,11 @@ impl Platform {
             }
         };
         let keys = signing_keys(&state_dir)?;
+        let identity_key = identity_key(&state_dir)?;
         let superuser = env_or_default("FIRST_SUPERUSER", DEV_FIRST_SUPERUSER);
         let superuser_password = env_or_default("FIRST_SUPERUSER_PASSWORD", DEV_FIRST_SUPERUSER_PASSWORD);
-        let mut platform = Self { children: Children::default(), postgres, superuser, superuser_password };
+        let mut platform =
+            Self { children: Children::default(), postgres, superuser, superuser_password, identity_key };
 
         step("starting the host (compiling components takes a moment)");
         let mut host = Command::new(bin_dir.join("gatehouse-host"));
@@ -167,6 +170,7 @@ impl Platform {
             .env("DATABASE_URL", &database_url)
             .env("JWT_PRIVATE_KEY", &keys.private_pem)
             .env("JWT_KEY_ID", &keys.key_id)
+            .env(IDENTITY_KEY_ENV, &platform.identity_key)
             .env("FIRST_SUPERUSER", &platform.superuser)
             .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
         platform.children.spawn("host", host)?;
@@ -186,7 +190,8 @@ impl Platform {
         proxy
             .current_dir(project_root())
             .args(["--config", "deploy/proxy.toml", "--listen", PROXY_ADDRESS])
-            .env("JWT_PUBLIC_KEYS", &keys.public_jwks);
+            .env("JWT_PUBLIC_KEYS", &keys.public_jwks)
+            .env(IDENTITY_KEY_ENV, &platform.identity_key);
         platform.children.spawn("proxy", proxy)?;
         platform.children.wait_listening("proxy", PROXY_ADDRESS.parse()?, Duration::from_secs(30))?;
         Ok(platform)
@@ -255,7 +260,8 @@ fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     load.args(["--proxy", PROXY_ADDRESS, "--host", HOST_ADDRESS])
         .args(extra_args.iter().filter(|a| *a != "--"))
         .env("FIRST_SUPERUSER", &platform.superuser)
-        .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
+        .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password)
+        .env(IDENTITY_KEY_ENV, &platform.identity_key);
     let result = run(load);
     platform.stop();
     result
@@ -298,6 +304,25 @@ fn signing_keys(state_dir: &Path) -> anyhow::Result<SigningKeys> {
     let private_pem = std::fs::read_to_string(&path)?;
     let (key_id, public_jwks) = signing_key::public_jwks(&private_pem)?;
     Ok(SigningKeys { private_pem, key_id, public_jwks })
+}
+
+/// The key the proxy signs identity with and the host checks it with.
+const IDENTITY_KEY_ENV: &str = "GATEHOUSE_IDENTITY_KEY";
+
+/// The identity key from the environment, or the development one kept in
+/// `.gatehouse/identity_key` (made on first use).
+fn identity_key(state_dir: &Path) -> anyhow::Result<String> {
+    if let Ok(key) = std::env::var(IDENTITY_KEY_ENV) {
+        return Ok(key);
+    }
+    let path = state_dir.join("identity_key");
+    if !path.exists() {
+        std::fs::create_dir_all(state_dir)?;
+        let key: String = crate::postgres::random_bytes(32)?.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, key)?;
+    }
+    eprintln!("{IDENTITY_KEY_ENV} not set: using the development key in .gatehouse/identity_key");
+    Ok(std::fs::read_to_string(&path)?.trim().to_owned())
 }
 
 /// The platform's processes, stopped in reverse order of start.
