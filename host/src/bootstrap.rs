@@ -16,6 +16,10 @@ pub const BCRYPT_COST: u32 = 12;
 /// What a guest may have changed in a session, undone before the pooled
 /// connection serves anyone else. `RESET ALL` returns settings to their
 /// connection-time values, `statement_timeout` included.
+/// What a returned session is put through, whatever the guest did: any
+/// transaction ends (the statement only warns when there is none), then
+/// settings, listeners, advisory locks and temporary tables go.
+const END_TRANSACTION: &str = "ROLLBACK";
 const RESET_SESSION: &str = "RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
 
 /// Connects one pool per database. A statement never outlives a request's
@@ -31,7 +35,17 @@ pub async fn connect_pools(
     for (name, config) in databases {
         let options: PgConnectOptions =
             urls[name].parse().with_context(|| format!("database `{name}`: invalid URL"))?;
-        let options = options.options([("statement_timeout", limits.timeout_ms.to_string())]);
+        // A statement never outlives a request's budget, unless the guest
+        // raises the limit; then its connection is closed when the budget
+        // ends, and the server, checking every second that its client is
+        // still there, stops the statement (PostgreSQL 14 or later).
+        let options = options.options([
+            ("statement_timeout", limits.timeout_ms.to_string()),
+            ("client_connection_check_interval", "1000".to_owned()),
+            // Guests cannot read notices; the unconditional `ROLLBACK` on
+            // release would otherwise warn in the log each time.
+            ("client_min_messages", "error".to_owned()),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
@@ -55,6 +69,7 @@ pub async fn connect_pools(
 async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
     // Without arguments sqlx sends the simple query protocol, which takes
     // several statements at once.
+    sqlx::Executor::execute(&mut *conn, END_TRANSACTION).await?;
     sqlx::Executor::execute(conn, RESET_SESSION).await?;
     Ok(true)
 }

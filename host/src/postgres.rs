@@ -43,17 +43,21 @@ pub struct GuestConnection {
     session: Arc<tokio::sync::Mutex<Session>>,
 }
 
-/// A pooled session and what the guest did with it.
+/// A pooled session, lent to a guest.
 struct Session {
     conn: PoolConnection<Postgres>,
-    /// Whether the guest may have left a transaction open. Such a session
-    /// is closed rather than handed to the next request.
-    in_transaction: bool,
+    /// A statement was running when the session was last seen: its request
+    /// ended mid-statement (the time budget ran out). Such a session is
+    /// closed, so the server stops the statement, rather than drained and
+    /// handed to the next request. Whatever else the guest left (an open
+    /// transaction, settings) the pool undoes on release, without reading
+    /// the guest's SQL to guess it.
+    busy: bool,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.in_transaction {
+        if self.busy {
             self.conn.close_on_drop();
         }
     }
@@ -126,9 +130,7 @@ pub fn add_to_linker<T: Send + 'static>(
 /// Takes a pooled session for a reserved slot.
 async fn acquire(pool: &PgPool, address: &str) -> Result<GuestConnection, Error> {
     match pool.acquire().await {
-        Ok(conn) => {
-            Ok(GuestConnection { session: Arc::new(tokio::sync::Mutex::new(Session { conn, in_transaction: false })) })
-        }
+        Ok(conn) => Ok(GuestConnection { session: Arc::new(tokio::sync::Mutex::new(Session { conn, busy: false })) }),
         Err(e) => {
             tracing::warn!(database = %address, error = %e, "no database connection for a guest");
             Err(Error::ConnectionFailed("database unavailable".into()))
@@ -321,45 +323,31 @@ async fn open_async<T: Send>(
 
 async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
     let args = bind_parameters(params)?;
-    track_transaction(guest, statement);
-    let rows = sqlx::query_with(statement, args).fetch_all(&mut *guest.conn).await.map_err(query_error)?;
-    let columns = match rows.first() {
-        Some(row) => row.columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
+    guest.busy = true;
+    let rows = sqlx::query_with(statement, args).fetch_all(&mut *guest.conn).await.map_err(query_error);
+    let columns = match &rows {
+        Ok(rows) if !rows.is_empty() => rows[0].columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
         // Without a row there are no column descriptions to read; ask for them.
-        None => {
-            let described = (&mut *guest.conn).describe(statement).await.map_err(query_error)?;
-            described.columns().iter().map(|c| column(c.name(), c.type_info())).collect()
-        }
+        Ok(_) => match (&mut *guest.conn).describe(statement).await.map_err(query_error) {
+            Ok(described) => described.columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
+            Err(e) => {
+                guest.busy = false;
+                return Err(e);
+            }
+        },
+        Err(_) => Vec::new(),
     };
-    let rows = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+    guest.busy = false;
+    let rows = rows?.iter().map(decode_row).collect::<Result<_, _>>()?;
     Ok(RowSet { columns, rows })
 }
 
 async fn run_execute(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<u64, Error> {
     let args = bind_parameters(params)?;
-    track_transaction(guest, statement);
-    let done = sqlx::query_with(statement, args).execute(&mut *guest.conn).await.map_err(query_error)?;
-    Ok(done.rows_affected())
-}
-
-/// Notes whether a statement opens or ends a transaction, by its first word.
-fn track_transaction(guest: &mut Session, statement: &str) {
-    if let Some(open) = transaction_effect(statement) {
-        guest.in_transaction = open;
-    }
-}
-
-/// `Some(true)` for a statement that opens a transaction, `Some(false)` for
-/// one that ends it, `None` otherwise.
-fn transaction_effect(statement: &str) -> Option<bool> {
-    let mut words = statement.split_whitespace().map(|w| w.trim_end_matches(';').to_ascii_uppercase());
-    match words.next()?.as_str() {
-        "BEGIN" | "START" => Some(true),
-        "COMMIT" | "END" | "ABORT" => Some(false),
-        // ROLLBACK TO SAVEPOINT stays inside the transaction.
-        "ROLLBACK" => (words.next().as_deref() != Some("TO")).then_some(false),
-        _ => None,
-    }
+    guest.busy = true;
+    let done = sqlx::query_with(statement, args).execute(&mut *guest.conn).await.map_err(query_error);
+    guest.busy = false;
+    Ok(done?.rows_affected())
 }
 
 fn query_error(e: sqlx::Error) -> Error {
@@ -609,17 +597,6 @@ fn time_tuple(t: chrono::NaiveTime) -> (u8, u8, u8, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transactions_are_tracked_by_first_word() {
-        assert_eq!(transaction_effect("begin"), Some(true));
-        assert_eq!(transaction_effect("  START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Some(true));
-        assert_eq!(transaction_effect("COMMIT;"), Some(false));
-        assert_eq!(transaction_effect("rollback"), Some(false));
-        assert_eq!(transaction_effect("ROLLBACK TO SAVEPOINT a"), None);
-        assert_eq!(transaction_effect("SELECT 1"), None);
-        assert_eq!(transaction_effect(""), None);
-    }
 
     #[test]
     fn malformed_parameters_are_guest_errors() {

@@ -156,6 +156,33 @@ async fn a_transaction_left_open_is_never_handed_to_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_statement_running_past_the_budget_is_stopped_and_its_slot_freed() {
+    let db = TestDatabase::create().await;
+    // One pooled connection: a pinned one would starve every request after.
+    let host = start_with(&db, 1).await;
+    let (status, body) = get(&host, "/guest/db/sleep").await;
+    assert_eq!(status, 504, "{body}");
+    let (_, body) = get(&host, "/guest/db/roundtrip").await;
+    assert!(body["ok"]["row"].is_array(), "the next request gets a connection: {body}");
+    // The server stops the sleeping statement once its client is gone.
+    let mut still_sleeping = 1;
+    for _ in 0..50 {
+        still_sleeping = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+        )
+        .fetch_one(&mut db.connect().await)
+        .await
+        .unwrap();
+        if still_sleeping == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(still_sleeping, 0, "the statement outlived its request");
+    host.shutdown().await;
+}
+
+#[tokio::test]
 async fn session_settings_a_guest_changes_do_not_reach_the_next_request() {
     let db = TestDatabase::create().await;
     let host = start_with(&db, 1).await;

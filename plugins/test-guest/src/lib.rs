@@ -48,6 +48,7 @@ fn handle(req: Request) -> Response {
         ["db", "v2"] => reply(200, older_postgres_2()),
         ["db", "bad-sql"] => reply(200, bad_sql()),
         ["db", "leave-transaction-open"] => reply(200, leave_transaction_open()),
+        ["db", "sleep"] => reply(200, sleep_past_the_budget()),
         ["db", "count-marker"] => reply(200, count_marker()),
         ["db", "set-application-name"] => reply(200, set_application_name()),
         ["db", "application-name"] => reply(200, application_name()),
@@ -253,9 +254,19 @@ fn bad_sql() -> Result<Value, String> {
 fn leave_transaction_open() -> Result<Value, String> {
     let conn = db()?;
     conn.execute("CREATE TABLE IF NOT EXISTS guest_marker (id int)", &[]).map_err(|e| format!("{e:?}"))?;
-    conn.execute("BEGIN", &[]).map_err(|e| format!("{e:?}"))?;
+    // A comment first: nothing may depend on reading the statement.
+    conn.execute("-- a guest's note\nBEGIN", &[]).map_err(|e| format!("{e:?}"))?;
     conn.execute("INSERT INTO guest_marker VALUES (1)", &[]).map_err(|e| format!("{e:?}"))?;
     Ok(json!("left open"))
+}
+
+/// Lifts the statement timeout and sleeps for a minute: only the end of
+/// the request's time budget stops it.
+fn sleep_past_the_budget() -> Result<Value, String> {
+    let conn = db()?;
+    conn.execute("SET statement_timeout = 0", &[]).map_err(|e| format!("{e:?}"))?;
+    conn.query("SELECT pg_sleep(60)", &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(json!("slept"))
 }
 
 /// Changes a session setting and leaves it changed.
