@@ -5,6 +5,7 @@
 //! [server]
 //! listen = "127.0.0.1:8081"
 //! identity_key_env = "GATEHOUSE_IDENTITY_KEY"  # the key the proxy signs identity with
+//! compile_cache = "../target/compile-cache"   # optional: compiled components kept between starts
 //!
 //! [limits]
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
@@ -110,11 +111,15 @@ pub struct ServerConfig {
     /// (32 bytes or more). Unset, no request carries identity to a guest.
     #[serde(default = "default_identity_key_env")]
     pub identity_key_env: String,
+    /// Folder where compiled components are kept between starts, keyed by
+    /// their bytes and the engine's settings; unset, every start compiles.
+    #[serde(default)]
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), identity_key_env: default_identity_key_env() }
+        Self { listen: default_listen(), identity_key_env: default_identity_key_env(), compile_cache: None }
     }
 }
 
@@ -282,6 +287,9 @@ impl Manifest {
         }
         for component in manifest.component.values_mut() {
             component.file = base.join(&component.file);
+        }
+        if let Some(dir) = &mut manifest.server.compile_cache {
+            *dir = base.join(&*dir);
         }
         manifest.validate()?;
         Ok(manifest)

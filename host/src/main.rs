@@ -21,6 +21,10 @@ struct Args {
     /// Check the manifest and exit without serving.
     #[arg(long)]
     check: bool,
+    /// Keep compiled components in this folder (overrides the manifest's
+    /// `compile_cache`).
+    #[arg(long, env = "GATEHOUSE_COMPILE_CACHE")]
+    compile_cache: Option<PathBuf>,
     /// Override the manifest's listen address.
     #[arg(long, env = "GATEHOUSE_HOST_LISTEN")]
     listen: Option<std::net::SocketAddr>,
@@ -53,6 +57,9 @@ async fn serve() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         manifest.server.listen = listen;
     }
+    if let Some(dir) = args.compile_cache {
+        manifest.server.compile_cache = Some(dir);
+    }
     if args.check {
         return check(&manifest, &source);
     }
@@ -79,7 +86,7 @@ fn check(manifest: &host::Manifest, path: &std::path::Path) -> anyhow::Result<()
     if let Err(e) = manifest.database_urls(env) {
         problems.push(e.to_string());
     }
-    let engine = host::Runtime::new_engine()?;
+    let engine = host::Runtime::new_engine(manifest.server.compile_cache.as_deref())?;
     if let Err(link) = host::runtime::link_components(&engine, &manifest.component) {
         problems.extend(link);
     }

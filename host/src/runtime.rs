@@ -175,10 +175,20 @@ fn link_component(engine: &Engine, linker: &Linker<RequestState>, config: &Compo
 }
 
 impl Runtime {
-    pub fn new_engine() -> wasmtime::Result<Engine> {
+    /// The engine every component runs on. With `compile_cache`, compiled
+    /// code is kept on disk, keyed by the component's bytes and the engine's
+    /// settings, so a restart with unchanged components compiles nothing.
+    pub fn new_engine(compile_cache: Option<&std::path::Path>) -> wasmtime::Result<Engine> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model_async(true);
+        if let Some(dir) = compile_cache {
+            std::fs::create_dir_all(dir)?;
+            let dir = std::path::absolute(dir)?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
         let engine = Engine::new(&config)?;
         // One ticker per engine. It holds only a weak reference, so it stops
         // when the engine goes away.

@@ -111,6 +111,11 @@ pub fn components_dir() -> PathBuf {
 }
 
 /// The path of the migrations the services' schema is made of.
+/// Compiled components shared by every test host: the first compiles them.
+pub fn test_compile_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache")
+}
+
 pub fn migrations_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/migrations")
 }
@@ -134,6 +139,9 @@ pub const ADMIN_PASSWORD: &str = "admin-password";
 pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
     let text = format!(
         r#"
+        [server]
+        compile_cache = {cache:?}
+
         [limits]
         {limits}
 
@@ -212,6 +220,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         file = "spin7_guest.wasm"
         "#,
         migrations = migrations_dir().display().to_string(),
+        cache = test_compile_cache().display().to_string(),
     );
     Manifest::parse(&text, &components_dir()).expect("test manifest")
 }

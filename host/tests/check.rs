@@ -8,6 +8,10 @@ use std::process::Command;
 use host::testing::components_dir;
 
 fn check(manifest: &str) -> (bool, String) {
+    check_with(manifest, &[])
+}
+
+fn check_with(manifest: &str, env: &[(&str, &Path)]) -> (bool, String) {
     let dir = std::env::temp_dir().join(format!("gatehouse-check-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("host.toml");
@@ -17,6 +21,7 @@ fn check(manifest: &str) -> (bool, String) {
         .args(["--check", "--manifest"])
         .arg(&path)
         .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -60,4 +65,43 @@ fn every_problem_is_reported_at_once() {
     );
     assert!(!out.contains("component `guest`"), "the sound component is not blamed: {out}");
     assert!(out.contains("4 problem(s)"), "{out}");
+}
+
+/// The compiled code in the cache folder (not its usage statistics), and
+/// when each file was last written.
+fn cache_files(dir: &Path) -> Vec<(std::ffi::OsString, std::time::SystemTime)> {
+    let compiled = |p: &PathBuf| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        !name.starts_with('.') && !name.ends_with(".stats")
+    };
+    let mut files: Vec<_> = walk(dir)
+        .into_iter()
+        .filter(compiled)
+        .map(|p| (p.clone().into_os_string(), p.metadata().unwrap().modified().unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn compiled_components_are_kept_and_reused() {
+    let cache = std::env::temp_dir().join(format!("gatehouse-cache-{}", uuid::Uuid::new_v4()));
+    let manifest = component("guest", "/guest/...", &guest());
+    let env = [("GATEHOUSE_COMPILE_CACHE", cache.as_path())];
+    let (ok, out) = check_with(&manifest, &env);
+    assert!(ok, "{out}");
+    let first = cache_files(&cache);
+    assert!(!first.is_empty(), "the compiled component is kept");
+    let (ok, out) = check_with(&manifest, &env);
+    assert!(ok, "{out}");
+    assert_eq!(cache_files(&cache), first, "the second start compiles nothing new");
+    let _ = std::fs::remove_dir_all(&cache);
 }

@@ -167,6 +167,8 @@ impl Platform {
         let mut host = Command::new(bin_dir.join("gatehouse-host"));
         host.current_dir(project_root())
             .args(["--manifest", "deploy/host.toml", "--listen", HOST_ADDRESS])
+            .arg("--compile-cache")
+            .arg(state_dir.join("compile-cache"))
             .env("DATABASE_URL", &database_url)
             .env("JWT_PRIVATE_KEY", &keys.private_pem)
             .env("JWT_KEY_ID", &keys.key_id)
