@@ -170,6 +170,15 @@ async fn postgres_values_cross_with_their_types_in_both_generations() {
         "DbValue::Datetime((2024, 12, 1, 13, 14, 15, 0))",
         "DbValue::Interval(Interval { micros: 7200000000, days: 1, months: 0 })",
         "DbValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))",
+        "DbValue::Time((13, 14, 15, 500000000))",
+        "DbValue::Binary([0, 1, 255])",
+        "DbValue::RangeInt64((Some((-5, RangeBoundKind::Inclusive)), None))",
+        "DbValue::RangeDecimal((Some((\"1.5\", RangeBoundKind::Exclusive)), Some((\"2.5\", RangeBoundKind::Inclusive))))",
+        "DbValue::ArrayInt32([Some(1), None, Some(3)])",
+        "DbValue::ArrayInt64([Some(-1), None])",
+        "DbValue::ArrayDecimal([Some(\"1.10\"), None])",
+        "DbValue::Floating32(0.25)",
+        "DbValue::Int16(-3)",
     ];
     for (route, _, generation) in GENERATIONS {
         let (status, body) = get(&host, &format!("{route}/db/roundtrip")).await;

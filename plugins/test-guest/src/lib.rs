@@ -205,13 +205,26 @@ fn roundtrip() -> Result<Value, String> {
         ParameterValue::Datetime((2024, 12, 1, 13, 14, 15, 0)),
         ParameterValue::Interval(Interval { micros: 2 * 3_600 * 1_000_000, days: 1, months: 0 }),
         ParameterValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive)))),
+        ParameterValue::Time((13, 14, 15, 500_000_000)),
+        ParameterValue::Binary(vec![0, 1, 255]),
+        ParameterValue::RangeInt64((Some((-5, RangeBoundKind::Inclusive)), None)),
+        ParameterValue::RangeDecimal((
+            Some(("1.5".into(), RangeBoundKind::Exclusive)),
+            Some(("2.5".into(), RangeBoundKind::Inclusive)),
+        )),
+        ParameterValue::ArrayInt32(vec![Some(1), None, Some(3)]),
+        ParameterValue::ArrayInt64(vec![Some(-1), None]),
+        ParameterValue::ArrayDecimal(vec![Some("1.10".into()), None]),
+        ParameterValue::Floating32(0.25),
+        ParameterValue::Int16(-3),
     ];
     let rows = conn
         .query(
             "SELECT $1::int4 AS i, $2::text AS t, $3::uuid AS u, $4::timestamp AS ts, $5::jsonb AS j, \
              $6::bool AS b, $7::float8 AS f, $8::numeric AS n, $9::date AS d, $10::int8 AS l, \
              $11::uuid AS nothing, $12::text[] AS a, $13::timestamptz AS tz, $14::interval AS iv, \
-             $15::int4range AS r",
+             $15::int4range AS r, $16::time AS tm, $17::bytea AS by, $18::int8range AS r8, $19::numrange AS rn, \
+             $20::int4[] AS ai, $21::int8[] AS al, $22::numeric[] AS an, $23::float4 AS f4, $24::int2 AS i2",
             &params,
         )
         .map_err(|e| format!("{e:?}"))?;
