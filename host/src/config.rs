@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8081"
 //! identity_key_env = "GATEHOUSE_IDENTITY_KEY"  # the key the proxy signs identity with
 //! compile_cache = "../target/compile-cache"   # optional: compiled components kept between starts
+//! admin_listen = "127.0.0.1:9081"  # /healthz, /readyz, /metrics
 //!
 //! [limits]
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
@@ -111,6 +112,10 @@ pub struct ServerConfig {
     /// (32 bytes or more). Unset, no request carries identity to a guest.
     #[serde(default = "default_identity_key_env")]
     pub identity_key_env: String,
+    /// Address of the admin listener (`/healthz`, `/readyz`, `/metrics`),
+    /// apart from guest traffic; loopback unless set otherwise.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
     /// Folder where compiled components are kept between starts, keyed by
     /// their bytes and the engine's settings; unset, every start compiles.
     #[serde(default)]
@@ -119,8 +124,17 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), identity_key_env: default_identity_key_env(), compile_cache: None }
+        Self {
+            listen: default_listen(),
+            identity_key_env: default_identity_key_env(),
+            admin_listen: default_admin_listen(),
+            compile_cache: None,
+        }
     }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9081))
 }
 
 fn default_identity_key_env() -> String {

@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod identity;
 mod imports;
 pub mod key_value;
+pub mod metrics;
 pub mod outbound_http;
 pub mod postgres;
 mod postgres_v2;

@@ -25,6 +25,9 @@ struct Args {
     /// `compile_cache`).
     #[arg(long, env = "GATEHOUSE_COMPILE_CACHE")]
     compile_cache: Option<PathBuf>,
+    /// Override the manifest's admin listen address.
+    #[arg(long, env = "GATEHOUSE_HOST_ADMIN_LISTEN")]
+    admin_listen: Option<std::net::SocketAddr>,
     /// Override the manifest's listen address.
     #[arg(long, env = "GATEHOUSE_HOST_LISTEN")]
     listen: Option<std::net::SocketAddr>,
@@ -57,6 +60,9 @@ async fn serve() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         manifest.server.listen = listen;
     }
+    if let Some(admin) = args.admin_listen {
+        manifest.server.admin_listen = admin;
+    }
     if let Some(dir) = args.compile_cache {
         manifest.server.compile_cache = Some(dir);
     }
@@ -67,8 +73,23 @@ async fn serve() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(manifest.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "host listening");
-    host::server::serve(runtime, listener, shutdown_signal()).await;
+    let admin = tokio::net::TcpListener::bind(manifest.server.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", manifest.server.admin_listen))?;
+    tracing::info!(address = %listener.local_addr()?, admin = %admin.local_addr()?, "host listening");
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(host::server::serve_admin(runtime.clone(), admin, async {
+        let _ = admin_stopped.await;
+    }));
+    let draining = runtime.clone();
+    host::server::serve(runtime, listener, async move {
+        shutdown_signal().await;
+        // Say not ready at once, while requests in flight finish.
+        draining.start_draining();
+    })
+    .await;
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
     Ok(())
 }
 

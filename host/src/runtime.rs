@@ -23,6 +23,7 @@ use crate::guest_log::GuestLog;
 use crate::handlers::{CompletedBody, GuestBody, GuestOutcome, GuestRequestBody, Handler};
 use crate::identity::{IdentityVerifier, Verdict};
 use crate::key_value::{self, KeyValueView, RequestStores, StoreGrants};
+use crate::metrics::{Failure, Metrics};
 use crate::outbound_http::{AllowedHosts, OutboundHttp, OwnListeners};
 use crate::postgres::{self, DatabaseGrants, PostgresView, RequestDatabases};
 use crate::routes::{self, RequestFacts, RoutePattern};
@@ -81,6 +82,11 @@ pub struct Runtime {
     own_listeners: Arc<OwnListeners>,
     /// Checks that identity headers come from the proxy.
     identity: IdentityVerifier,
+    metrics: Arc<Metrics>,
+    /// The databases, for readiness and the pool gauges.
+    pools: BTreeMap<String, sqlx::PgPool>,
+    /// Set once shutdown has begun: not ready for new traffic.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// Why the host, not the guest, answered a request.
@@ -250,8 +256,12 @@ impl Runtime {
             tracing::warn!("{key_env} is not set: no request will carry a user's identity to a component");
         }
         let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
+        let metrics = Arc::new(Metrics::new(manifest.component.keys().map(String::as_str)));
         Ok(Self {
             identity,
+            metrics,
+            pools: pools.clone(),
+            draining: Default::default(),
             engine,
             services,
             limits,
@@ -264,6 +274,33 @@ impl Runtime {
     /// How many requests reached this runtime.
     pub fn requests_received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
+    }
+
+    /// Ready for traffic: not shutting down, and every database answers
+    /// within a second (components are loaded before the runtime exists).
+    pub async fn ready(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err("shutting down".into());
+        }
+        for (name, pool) in &self.pools {
+            let ping = sqlx::query("SELECT 1").execute(pool);
+            match tokio::time::timeout(Duration::from_secs(1), ping).await {
+                Ok(Ok(_)) => {}
+                _ => return Err(format!("database `{name}` does not answer")),
+            }
+        }
+        Ok(())
+    }
+
+    /// From now on, say not ready (requests in flight still finish).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// The counters in Prometheus' text format.
+    pub fn metrics_text(&self) -> String {
+        let pools: Vec<_> = self.pools.iter().map(|(name, p)| (name.clone(), p.size(), p.num_idle())).collect();
+        self.metrics.render(&pools)
     }
 
     /// Records an address the host listens on, which guests may not call.
@@ -279,20 +316,33 @@ impl Runtime {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         self.received.fetch_add(1, Ordering::Relaxed);
-        match self.try_handle(req, client).await {
+        let started = std::time::Instant::now();
+        let Some((service, matched)) =
+            routes::best_match(self.services.iter().map(|s| (&s.route, s)), req.uri().path())
+                .map(|(_, service, matched)| (service, matched))
+        else {
+            self.metrics.unrouted();
+            return HostError::NoRoute.into_response();
+        };
+        let response = match self.try_handle(service, matched, req, client).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
-        }
+        };
+        self.metrics.observe(&service.name, response.status().as_u16(), started.elapsed());
+        response
     }
 
-    async fn try_handle<B>(&self, req: Request<B>, client: Option<SocketAddr>) -> Result<Response<GuestBody>, HostError>
+    async fn try_handle<B>(
+        &self,
+        service: &Service,
+        matched: routes::RouteMatch,
+        req: Request<B>,
+        client: Option<SocketAddr>,
+    ) -> Result<Response<GuestBody>, HostError>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (service, matched) = routes::best_match(self.services.iter().map(|s| (&s.route, s)), req.uri().path())
-            .map(|(_, service, matched)| (service, matched))
-            .ok_or(HostError::NoRoute)?;
         let limit = self.limits.max_body_bytes;
         let declared =
             req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -378,11 +428,13 @@ impl Runtime {
                 let (guest_ok, outcome) = tokio::sync::oneshot::channel();
                 let span = tracing::Span::current();
                 let budget_ms = self.limits.timeout_ms;
+                let (metrics, component) = (self.metrics.clone(), service.name.clone());
                 tokio::spawn(
                     async move {
                         let ok = match task.await {
                             Ok(Ok(())) => true,
                             Ok(Err(e)) => {
+                                metrics.failed(&component, Failure::AfterHead);
                                 tracing::warn!(error = %describe(&e, budget_ms), "guest failed after sending its response head");
                                 false
                             }
@@ -399,9 +451,15 @@ impl Runtime {
             }
             Ok(Err(GuestOutcome::ErrorCode(code))) => {
                 tracing::warn!(error = %code, "guest answered with an error code");
+                self.metrics.failed(&service.name, Failure::ErrorCode);
                 Err(HostError::GuestFailed)
             }
-            Ok(Err(GuestOutcome::NoResponse)) | Err(_) => Err(self.guest_failure(task.await)),
+            Ok(Err(GuestOutcome::NoResponse)) | Err(_) => {
+                let failure = self.guest_failure(task.await);
+                let kind = if matches!(failure, HostError::Timeout) { Failure::Timeout } else { Failure::Trap };
+                self.metrics.failed(&service.name, kind);
+                Err(failure)
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! The HTTP/1.1 listener in front of the runtime, with graceful shutdown:
-//! on shutdown it stops accepting and lets requests in flight finish.
+//! on shutdown it stops accepting and lets requests in flight finish; and
+//! the admin listener, apart from guest traffic: `/healthz` (the process
+//! serves), `/readyz` (databases answer, not shutting down) and `/metrics`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,4 +47,45 @@ pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl 
     }
     tracing::info!("shutting down: waiting for requests in flight");
     graceful.shutdown().await;
+}
+
+/// Serves the admin endpoints until `shutdown` resolves.
+pub async fn serve_admin(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let runtime = runtime.clone();
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let runtime = runtime.clone();
+            async move { Ok::<_, std::convert::Infallible>(admin(&runtime, req.uri().path()).await) }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn admin(runtime: &Runtime, path: &str) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let (status, content_type, body) = match path {
+        "/healthz" => (200, "text/plain", "ok\n".to_owned()),
+        "/readyz" => match runtime.ready().await {
+            Ok(()) => (200, "text/plain", "ready\n".to_owned()),
+            Err(why) => (503, "application/json", serde_json::json!({ "detail": why }).to_string()),
+        },
+        "/metrics" => (200, "text/plain; version=0.0.4", runtime.metrics_text()),
+        _ => (404, "application/json", serde_json::json!({ "detail": "Not Found" }).to_string()),
+    };
+    let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("a valid status");
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response
 }

@@ -267,6 +267,8 @@ pub fn test_jwks(extra: &[&serde_json::Value]) -> String {
 /// A host serving on an ephemeral loopback port until dropped.
 pub struct RunningHost {
     pub addr: SocketAddr,
+    /// The admin listener: `/healthz`, `/readyz`, `/metrics`.
+    pub admin_addr: SocketAddr,
     pub runtime: Arc<Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -279,11 +281,18 @@ impl RunningHost {
         let runtime = crate::prepare(manifest, env).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(crate::server::serve(runtime.clone(), listener, async {
-            let _ = stopped.await;
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let admin_addr = admin.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(crate::server::serve_admin(runtime.clone(), admin, async {
+            let _ = admin_stopped.await;
         }));
-        Ok(Self { addr, runtime, stop: Some(stop), task: Some(task) })
+        let task = tokio::spawn(crate::server::serve(runtime.clone(), listener, async move {
+            let _ = stopped.await;
+            let _ = stop_admin.send(());
+        }));
+        Ok(Self { addr, admin_addr, runtime, stop: Some(stop), task: Some(task) })
     }
 
     /// Starts `manifest` on `db`, with the test signing key and superuser.
@@ -397,7 +406,7 @@ impl SpinAppProcess {
             .arg(dir.join("spin.toml"))
             .arg("--runtime-config-file")
             .arg(dir.join("gatehouse.toml"))
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", &addr.to_string(), "--admin-listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
         for (key, value) in env {
