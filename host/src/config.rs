@@ -157,7 +157,8 @@ pub struct Limits {
     /// still running after it is interrupted and the client gets 504.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Requests served at once; more wait for a slot.
+    /// Requests in guests at once over all components (a component may
+    /// have a lower limit of its own); past it, 503 with `Retry-After`.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
     /// Largest request body (bytes) accepted; larger ones get 413.
@@ -251,6 +252,10 @@ pub struct ComponentConfig {
     /// more (or should get less) than the others.
     #[serde(default)]
     pub memory_bytes: Option<usize>,
+    /// This component's own `[limits] max_concurrent_requests`: past it, a
+    /// request gets 503 with `Retry-After` instead of waiting.
+    #[serde(default)]
+    pub max_concurrent_requests: Option<usize>,
     /// Environment variables the component sees (WASI `environ`), as Spin's
     /// `environment`. Nothing of the host's own environment is passed.
     #[serde(default)]

@@ -57,7 +57,8 @@ impl Handler {
         }
     }
 
-    /// Runs the guest on `req` in its own task, so it can keep writing the
+    /// Runs the guest on `req` in its own task (holding `slots` until it
+    /// ends), so it can keep writing the
     /// body after the head of its response is sent. `answer` gets the
     /// response, or why there is none; the task's own result says how the
     /// guest ended (a trap after the head is only seen there).
@@ -67,9 +68,13 @@ impl Handler {
         req: Request<GuestRequestBody>,
         budget: std::time::Duration,
         answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+        slots: impl Send + 'static,
     ) -> tokio::task::JoinHandle<wasmtime::Result<()>> {
         let handler = self.clone();
         tokio::spawn(async move {
+            // The request's concurrency slots are held until the guest has
+            // ended, body and all, not just until its response head.
+            let _slots = slots;
             let run = async {
                 match handler {
                     Handler::P2(pre) => run_p2(&pre, &mut store, req, answer).await,

@@ -68,6 +68,8 @@ struct Service {
     allowed_hosts: Arc<AllowedHosts>,
     /// Linear memory one instance may grow to.
     memory_bytes: usize,
+    /// Requests in this component at once.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The engine and the services it runs.
@@ -75,7 +77,8 @@ pub struct Runtime {
     engine: Engine,
     services: Vec<Service>,
     limits: Limits,
-    slots: tokio::sync::Semaphore,
+    /// Requests in guests at once, over all components.
+    slots: Arc<tokio::sync::Semaphore>,
     /// Requests received, answered by a guest or by the host itself.
     received: AtomicU64,
     /// Where the host listens: never reachable by a guest's requests.
@@ -100,6 +103,8 @@ enum HostError {
     Timeout,
     #[error("component failed")]
     GuestFailed,
+    #[error("component busy, retry shortly")]
+    Busy,
 }
 
 impl HostError {
@@ -109,6 +114,7 @@ impl HostError {
             HostError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HostError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             HostError::GuestFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            HostError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -117,6 +123,9 @@ impl HostError {
         let mut response = Response::new(full_body(Bytes::from(body)));
         *response.status_mut() = self.status();
         response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if matches!(self, HostError::Busy) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -246,6 +255,9 @@ impl Runtime {
                 environment: config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 allowed_hosts: Arc::new(allowed_hosts),
                 memory_bytes: config.memory_bytes.unwrap_or(limits.memory_bytes),
+                slots: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_requests.unwrap_or(limits.max_concurrent_requests),
+                )),
             });
         }
         let key_env = &manifest.server.identity_key_env;
@@ -255,7 +267,7 @@ impl Runtime {
         if !identity.has_key() {
             tracing::warn!("{key_env} is not set: no request will carry a user's identity to a component");
         }
-        let slots = tokio::sync::Semaphore::new(limits.max_concurrent_requests);
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests));
         let metrics = Arc::new(Metrics::new(manifest.component.keys().map(String::as_str)));
         Ok(Self {
             identity,
@@ -379,15 +391,19 @@ impl Runtime {
             .boxed_unsync();
         let req: Request<GuestRequestBody> = Request::from_parts(parts, body);
 
-        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+        // Over a limit, the answer is at once a 503 to retry, never a wait
+        // without end.
+        let component_slot = service.slots.clone().try_acquire_owned().map_err(|_| HostError::Busy)?;
+        let host_slot = self.slots.clone().try_acquire_owned().map_err(|_| HostError::Busy)?;
         let span = tracing::info_span!("guest", component = %service.name);
-        self.run_guest(service, req).instrument(span).await
+        self.run_guest(service, req, (component_slot, host_slot)).instrument(span).await
     }
 
     async fn run_guest(
         &self,
         service: &Service,
         req: Request<GuestRequestBody>,
+        slots: impl Send + 'static,
     ) -> Result<Response<GuestBody>, HostError> {
         let state = RequestState {
             wasi: WasiCtx::builder()
@@ -418,7 +434,7 @@ impl Runtime {
         store.epoch_deadline_async_yield_and_update(1);
         let budget = Duration::from_millis(self.limits.timeout_ms);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let task = service.handler.spawn(store, req, budget, sender);
+        let task = service.handler.spawn(store, req, budget, sender, slots);
 
         match receiver.await {
             Ok(Ok(response)) => {

@@ -183,6 +183,7 @@ struct RuntimeStore {
 #[serde(deny_unknown_fields)]
 struct ComponentLimits {
     memory_bytes: Option<usize>,
+    max_concurrent_requests: Option<usize>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpinAppError> {
@@ -381,6 +382,7 @@ fn to_component(
         databases,
         variables: component_variables,
         memory_bytes: limits.and_then(|l| l.memory_bytes),
+        max_concurrent_requests: limits.and_then(|l| l.max_concurrent_requests),
         environment: spin.environment.clone(),
         key_value_stores: spin.key_value_stores.clone(),
         allowed_outbound_hosts,

@@ -211,6 +211,15 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         [component.p3.environment]
         GREETING = "hello from the manifest"
 
+        # The test guest, one request at a time.
+        [component.single]
+        route = "/single/..."
+        file = "test_guest.wasm"
+        databases = ["app"]
+        max_concurrent_requests = 1
+        [component.single.variables]
+        database = "app"
+
         # The same guests with nothing granted.
         [component.sealed]
         route = "/sealed/..."

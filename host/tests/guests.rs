@@ -89,6 +89,24 @@ async fn a_guest_exhausting_memory_fails_its_request_only() {
 }
 
 #[tokio::test]
+async fn a_component_past_its_concurrency_answers_503_at_once() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let spinning = tokio::spawn(reqwest::get(host.url("/single/loop")));
+    wait_until_spinning(&db).await;
+    let busy = reqwest::get(host.url("/single/echo")).await.unwrap();
+    assert_eq!(busy.status().as_u16(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let body: Value = busy.json().await.unwrap();
+    assert_eq!(body["detail"], "component busy, retry shortly");
+    assert_still_serving(&host).await;
+    // The slot is the guest's until it has ended.
+    assert_eq!(spinning.await.unwrap().unwrap().status().as_u16(), 504);
+    assert_eq!(get(&host, "/single/echo").await.0, 200);
+    host.shutdown().await;
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_refused_with_413() {
     let db = TestDatabase::create().await;
     let host = start(&db).await;
