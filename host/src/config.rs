@@ -252,6 +252,12 @@ pub struct ComponentConfig {
     /// more (or should get less) than the others.
     #[serde(default)]
     pub memory_bytes: Option<usize>,
+    /// This component's own `[limits] timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// This component's own `[limits] db_connections_per_request`.
+    #[serde(default)]
+    pub db_connections_per_request: Option<u32>,
     /// This component's own `[limits] max_concurrent_requests`: past it, a
     /// request gets 503 with `Retry-After` instead of waiting.
     #[serde(default)]

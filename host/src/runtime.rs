@@ -70,6 +70,10 @@ struct Service {
     memory_bytes: usize,
     /// Requests in this component at once.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Wall-clock budget of one request, in milliseconds.
+    timeout_ms: u64,
+    /// Database connections one request may hold at once.
+    db_connections: u32,
 }
 
 /// The engine and the services it runs.
@@ -258,6 +262,8 @@ impl Runtime {
                 slots: Arc::new(tokio::sync::Semaphore::new(
                     config.max_concurrent_requests.unwrap_or(limits.max_concurrent_requests),
                 )),
+                timeout_ms: config.timeout_ms.unwrap_or(limits.timeout_ms),
+                db_connections: config.db_connections_per_request.unwrap_or(limits.db_connections_per_request),
             });
         }
         let key_env = &manifest.server.identity_key_env;
@@ -395,7 +401,10 @@ impl Runtime {
         // without end.
         let component_slot = service.slots.clone().try_acquire_owned().map_err(|_| HostError::Busy)?;
         let host_slot = self.slots.clone().try_acquire_owned().map_err(|_| HostError::Busy)?;
-        let span = tracing::info_span!("guest", component = %service.name);
+        // The proxy's request id (kept only when its proof held) ties the
+        // host's lines to the proxy's.
+        let request_id = req.headers().get("x-gatehouse-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let span = tracing::info_span!("guest", component = %service.name, request_id = %request_id);
         self.run_guest(service, req, (component_slot, host_slot)).instrument(span).await
     }
 
@@ -419,7 +428,7 @@ impl Runtime {
             },
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(service.memory_bytes).trap_on_grow_failure(true).build(),
-            databases: RequestDatabases::new(service.grants.clone(), self.limits.db_connections_per_request),
+            databases: RequestDatabases::new(service.grants.clone(), service.db_connections),
             stores: RequestStores::new(service.stores.clone()),
             variables: service.variables.clone(),
         };
@@ -432,7 +441,7 @@ impl Runtime {
         // ends a response body mid-stream.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        let budget = Duration::from_millis(self.limits.timeout_ms);
+        let budget = Duration::from_millis(service.timeout_ms);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let task = service.handler.spawn(store, req, budget, sender, slots);
 
@@ -443,7 +452,7 @@ impl Runtime {
                 // (the connection is cut), and the failure is logged here.
                 let (guest_ok, outcome) = tokio::sync::oneshot::channel();
                 let span = tracing::Span::current();
-                let budget_ms = self.limits.timeout_ms;
+                let budget_ms = service.timeout_ms;
                 let (metrics, component) = (self.metrics.clone(), service.name.clone());
                 tokio::spawn(
                     async move {
@@ -471,33 +480,33 @@ impl Runtime {
                 Err(HostError::GuestFailed)
             }
             Ok(Err(GuestOutcome::NoResponse)) | Err(_) => {
-                let failure = self.guest_failure(task.await);
+                let failure = guest_failure(task.await, service.timeout_ms);
                 let kind = if matches!(failure, HostError::Timeout) { Failure::Timeout } else { Failure::Trap };
                 self.metrics.failed(&service.name, kind);
                 Err(failure)
             }
         }
     }
+}
 
-    /// Explains why a guest ended without answering.
-    fn guest_failure(&self, joined: Result<wasmtime::Result<()>, tokio::task::JoinError>) -> HostError {
-        match joined {
-            Ok(Ok(())) => {
-                tracing::error!("guest returned without setting a response");
-                HostError::GuestFailed
+/// Explains why a guest ended without answering.
+fn guest_failure(joined: Result<wasmtime::Result<()>, tokio::task::JoinError>, budget_ms: u64) -> HostError {
+    match joined {
+        Ok(Ok(())) => {
+            tracing::error!("guest returned without setting a response");
+            HostError::GuestFailed
+        }
+        Ok(Err(e)) => {
+            if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+                tracing::warn!(budget_ms, "guest stopped at the end of its time budget");
+                return HostError::Timeout;
             }
-            Ok(Err(e)) => {
-                if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
-                    tracing::warn!(budget_ms = self.limits.timeout_ms, "guest stopped at the end of its time budget");
-                    return HostError::Timeout;
-                }
-                tracing::error!(error = ?e, "guest trapped");
-                HostError::GuestFailed
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "guest task failed");
-                HostError::GuestFailed
-            }
+            tracing::warn!(error = ?e, "guest trapped");
+            HostError::GuestFailed
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "guest task failed");
+            HostError::GuestFailed
         }
     }
 }

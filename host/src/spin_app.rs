@@ -184,6 +184,8 @@ struct RuntimeStore {
 struct ComponentLimits {
     memory_bytes: Option<usize>,
     max_concurrent_requests: Option<usize>,
+    timeout_ms: Option<u64>,
+    db_connections_per_request: Option<u32>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpinAppError> {
@@ -383,6 +385,8 @@ fn to_component(
         variables: component_variables,
         memory_bytes: limits.and_then(|l| l.memory_bytes),
         max_concurrent_requests: limits.and_then(|l| l.max_concurrent_requests),
+        timeout_ms: limits.and_then(|l| l.timeout_ms),
+        db_connections_per_request: limits.and_then(|l| l.db_connections_per_request),
         environment: spin.environment.clone(),
         key_value_stores: spin.key_value_stores.clone(),
         allowed_outbound_hosts,

@@ -217,6 +217,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         file = "test_guest.wasm"
         databases = ["app"]
         max_concurrent_requests = 1
+        db_connections_per_request = 1
         [component.single.variables]
         database = "app"
 

@@ -89,7 +89,7 @@ async fn a_guest_exhausting_memory_fails_its_request_only() {
 }
 
 #[tokio::test]
-async fn a_component_past_its_concurrency_answers_503_at_once() {
+async fn a_component_has_limits_of_its_own() {
     let db = TestDatabase::create().await;
     let host = start(&db).await;
     let spinning = tokio::spawn(reqwest::get(host.url("/single/loop")));
@@ -103,6 +103,10 @@ async fn a_component_past_its_concurrency_answers_503_at_once() {
     // The slot is the guest's until it has ended.
     assert_eq!(spinning.await.unwrap().unwrap().status().as_u16(), 504);
     assert_eq!(get(&host, "/single/echo").await.0, 200);
+    // Its own database limit, below the host's.
+    assert_eq!(get(&host, "/guest/db/open-many/2").await, (200, json!({ "ok": 2 })));
+    let (_, body) = get(&host, "/single/db/open-many/2").await;
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("at most 1 open connections")), "{body}");
     host.shutdown().await;
 }
 
