@@ -7,6 +7,7 @@
 //! identity_key_env = "GATEHOUSE_IDENTITY_KEY"  # the key the proxy signs identity with
 //! compile_cache = "../target/compile-cache"   # optional: compiled components kept between starts
 //! admin_listen = "127.0.0.1:9081"  # /healthz, /readyz, /metrics
+//! drain_seconds = 30                # after SIGTERM, time for requests in flight
 //!
 //! [limits]
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
@@ -116,6 +117,10 @@ pub struct ServerConfig {
     /// apart from guest traffic; loopback unless set otherwise.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// After SIGTERM, how long requests in flight may take to finish
+    /// before the host exits anyway.
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
     /// Folder where compiled components are kept between starts, keyed by
     /// their bytes and the engine's settings; unset, every start compiles.
     #[serde(default)]
@@ -128,9 +133,14 @@ impl Default for ServerConfig {
             listen: default_listen(),
             identity_key_env: default_identity_key_env(),
             admin_listen: default_admin_listen(),
+            drain_seconds: default_drain_seconds(),
             compile_cache: None,
         }
     }
+}
+
+fn default_drain_seconds() -> u64 {
+    30
 }
 
 fn default_admin_listen() -> SocketAddr {

@@ -84,12 +84,13 @@ async fn serve() -> anyhow::Result<()> {
         let _ = admin_stopped.await;
     }));
     let draining = runtime.clone();
-    host::server::serve(runtime, listener, async move {
+    let grace = std::time::Duration::from_secs(manifest.server.drain_seconds);
+    let shutdown = async move {
         shutdown_signal().await;
         // Say not ready at once, while requests in flight finish.
         draining.start_draining();
-    })
-    .await;
+    };
+    host::server::serve(runtime, listener, shutdown, grace).await;
     let _ = stop_admin.send(());
     let _ = admin_task.await;
     Ok(())

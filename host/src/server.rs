@@ -13,8 +13,15 @@ use tokio::net::TcpListener;
 
 use crate::runtime::Runtime;
 
-/// Serves until `shutdown` resolves, then waits for open connections.
-pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// Serves until `shutdown` resolves, then stops accepting and gives the
+/// requests in flight up to `grace` to finish; what is still running then
+/// is cut.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: std::time::Duration,
+) {
     if let Ok(addr) = listener.local_addr() {
         runtime.add_own_listener(addr);
     }
@@ -45,8 +52,11 @@ pub async fn serve(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl 
             }
         });
     }
-    tracing::info!("shutting down: waiting for requests in flight");
-    graceful.shutdown().await;
+    drop(listener);
+    tracing::info!(grace_seconds = grace.as_secs(), "shutting down: waiting for requests in flight");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over: requests still in flight were cut");
+    }
 }
 
 /// Serves the admin endpoints until `shutdown` resolves.

@@ -298,10 +298,12 @@ impl RunningHost {
         tokio::spawn(crate::server::serve_admin(runtime.clone(), admin, async {
             let _ = admin_stopped.await;
         }));
-        let task = tokio::spawn(crate::server::serve(runtime.clone(), listener, async move {
+        let shutdown = async move {
             let _ = stopped.await;
             let _ = stop_admin.send(());
-        }));
+        };
+        let grace = Duration::from_secs(manifest.server.drain_seconds);
+        let task = tokio::spawn(crate::server::serve(runtime.clone(), listener, shutdown, grace));
         Ok(Self { addr, admin_addr, runtime, stop: Some(stop), task: Some(task) })
     }
 
@@ -433,6 +435,25 @@ impl SpinAppProcess {
 
     pub fn is_running(&mut self) -> bool {
         self.process.is_running()
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    pub fn terminate(&self) {
+        let pid = self.process.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
+    /// Waits up to `within` for the process to exit; whether it did.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 }
 

@@ -151,3 +151,56 @@ async fn a_required_variable_left_unset_stops_the_start_with_its_name() {
     assert!(!output.status.success());
     assert!(stderr.contains("SPIN_VARIABLE_API_KEY"), "{stderr}");
 }
+
+#[tokio::test]
+async fn sigterm_stops_new_connections_and_lets_requests_in_flight_finish() {
+    let db = TestDatabase::create().await;
+    let spin = format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "drain"
+[[trigger.http]]
+route = "/guest/..."
+component = "guest"
+[component.guest]
+source = "{}"
+allowed_outbound_hosts = ["postgres://localhost:5432"]
+variables = {{ database = "{DB_ADDRESS}" }}
+"#,
+        components_dir().join("test_guest.wasm").display()
+    );
+    let runtime = format!("[server]\ndrain_seconds = 20\n[limits]\ntimeout_ms = 2000\n{RUNTIME_CONFIG}")
+        .replace("[limits]\ntimeout_ms = 5000\n", "");
+    let env = [("SPIN_APP_DATABASE_URL", db.url.as_str())];
+    let mut app = SpinAppProcess::start(host_binary(), &spin, &runtime, &env);
+
+    // A request that runs until its 2 s budget ends, then answers 504.
+    let in_flight = tokio::spawn(reqwest::get(app.url("/guest/loop")));
+    let mut conn = db.connect().await;
+    for _ in 0..500 {
+        let spinning: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM guest_spinning").fetch_one(&mut conn).await;
+        if spinning.is_ok_and(|n| n > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app.terminate();
+    // New connections are refused soon after the signal...
+    let addr = app.addr;
+    let refused = tokio::task::spawn_blocking(move || {
+        (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::net::TcpStream::connect(addr).is_err()
+        })
+    })
+    .await
+    .unwrap();
+    assert!(refused, "still accepting after SIGTERM");
+    // ...while the one in flight gets its whole answer, then the host exits.
+    let answer = in_flight.await.unwrap().expect("the request in flight is answered");
+    assert_eq!(answer.status().as_u16(), 504);
+    assert!(answer.bytes().await.is_ok(), "a complete body");
+    assert!(tokio::task::spawn_blocking(move || app.wait_exit(std::time::Duration::from_secs(10))).await.unwrap());
+}
