@@ -111,6 +111,21 @@ pub fn components_dir() -> PathBuf {
 }
 
 /// The path of the migrations the services' schema is made of.
+/// Waits until the test guest's `/loop` route has started spinning (it
+/// says so in the database first).
+pub async fn wait_until_guest_spins(db: &TestDatabase) {
+    let mut conn = db.connect().await;
+    for _ in 0..3000 {
+        let count: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM guest_spinning").fetch_one(&mut conn).await;
+        if count.is_ok_and(|n| n > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the looping guest never started");
+}
+
 /// Compiled components shared by every test host: the first compiles them.
 pub fn test_compile_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache")

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use host::testing::{
     ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, components_dir, identity_headers, services_manifest,
+    wait_until_guest_spins,
 };
 use serde_json::{Value, json};
 
@@ -44,18 +45,6 @@ async fn a_trapping_guest_fails_its_request_only() {
 
 /// Waits for the row the looping guest writes just before it spins. Until
 /// the guest yields, this task cannot run either.
-async fn wait_until_spinning(db: &TestDatabase) {
-    let mut conn = db.connect().await;
-    for _ in 0..3000 {
-        let count: Result<i64, _> =
-            sqlx::query_scalar("SELECT count(*) FROM guest_spinning").fetch_one(&mut conn).await;
-        if count.is_ok_and(|n| n > 0) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the looping guest never started");
-}
 
 #[test]
 fn a_looping_guest_is_interrupted_with_504() {
@@ -67,7 +56,7 @@ fn a_looping_guest_is_interrupted_with_504() {
         let db = TestDatabase::create().await;
         let host = start(&db).await;
         let spinning = tokio::spawn(reqwest::get(host.url("/guest/loop")));
-        wait_until_spinning(&db).await;
+        wait_until_guest_spins(&db).await;
         assert_still_serving(&host).await;
         assert!(!spinning.is_finished(), "the spinning guest was answered before the others");
         let response = spinning.await.unwrap().expect("request");
@@ -93,7 +82,7 @@ async fn a_component_has_limits_of_its_own() {
     let db = TestDatabase::create().await;
     let host = start(&db).await;
     let spinning = tokio::spawn(reqwest::get(host.url("/single/loop")));
-    wait_until_spinning(&db).await;
+    wait_until_guest_spins(&db).await;
     let busy = reqwest::get(host.url("/single/echo")).await.unwrap();
     assert_eq!(busy.status().as_u16(), 503);
     assert_eq!(busy.headers()["retry-after"], "1");

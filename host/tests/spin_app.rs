@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use host::testing::{SpinAppProcess, TestDatabase, components_dir};
+use host::testing::{SpinAppProcess, TestDatabase, components_dir, wait_until_guest_spins};
 use serde_json::{Value, json};
 
 fn host_binary() -> &'static Path {
@@ -177,15 +177,7 @@ variables = {{ database = "{DB_ADDRESS}" }}
 
     // A request that runs until its 2 s budget ends, then answers 504.
     let in_flight = tokio::spawn(reqwest::get(app.url("/guest/loop")));
-    let mut conn = db.connect().await;
-    for _ in 0..500 {
-        let spinning: Result<i64, _> =
-            sqlx::query_scalar("SELECT count(*) FROM guest_spinning").fetch_one(&mut conn).await;
-        if spinning.is_ok_and(|n| n > 0) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until_guest_spins(&db).await;
     app.terminate();
     // New connections are refused soon after the signal...
     let addr = app.addr;
