@@ -146,7 +146,17 @@ impl PostgresView<'_> {
             Ok(pool) => pool,
             Err(e) => return Ok(Err(e)),
         };
-        match acquire(&pool, address).await {
+        let conn = acquire(&pool, address).await;
+        self.admit(conn)
+    }
+
+    /// Hands a newly acquired connection to the guest, or gives back the
+    /// slot [`RequestDatabases::reserve`] counted for it.
+    fn admit(
+        &mut self,
+        conn: Result<GuestConnection, Error>,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        match conn {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(e) => {
                 self.databases.release();
@@ -309,16 +319,7 @@ async fn open_async<T: Send>(
         Err(e) => return Ok(Err(e)),
     };
     let conn = acquire(&pool, &address).await;
-    accessor.with(|mut access| {
-        let view = access.get();
-        match conn {
-            Ok(conn) => Ok(Ok(view.table.push(conn)?)),
-            Err(e) => {
-                view.databases.release();
-                Ok(Err(e))
-            }
-        }
-    })
+    accessor.with(|mut access| access.get().admit(conn))
 }
 
 async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
