@@ -17,14 +17,13 @@
 //!
 //! [database.app]
 //! url_env = "DATABASE_URL"  # the URL stays in the host; guests say "app"
-//! migrations = "../plugins/migrations"
 //! max_connections = 16
+//! acquire_timeout_ms = 5000  # then 503
+//! ssl_mode = "verify-full"   # optional, over the URL's `sslmode`
+//! ssl_root_cert = "/etc/gatehouse/db-ca.pem"
 //!
 //! [key_value_store.default] # Spin's key-value stores, kept in a database
 //! database = "app"
-//!
-//! [bootstrap]               # optional: the first superuser, as the
-//! database = "app"          # original services created it at start-up
 //!
 //! [component.auth]
 //! route = "/auth/..."
@@ -33,6 +32,8 @@
 //! memory_bytes = 201326592 # optional: this component's own memory cap
 //! key_value_stores = ["default"]
 //! allowed_outbound_hosts = []  # outbound HTTP, Spin's syntax; none by default
+//! [component.auth.migrations]   # applied by `gatehouse-setup`, not the host
+//! app = "../plugins/migrations"
 //! [component.auth.variables]
 //! database = "app"
 //! jwt_private_key = { env = "JWT_PRIVATE_KEY" }
@@ -60,8 +61,6 @@ pub enum ConfigError {
     MissingDatabaseUrl { database: String, env: String },
     #[error("key-value store `{label}`: {problem}")]
     KeyValueStore { label: String, problem: String },
-    #[error("bootstrap: {0}")]
-    Bootstrap(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,8 +73,6 @@ pub struct Manifest {
     /// Databases the host connects to, by the name guests open them with.
     #[serde(default)]
     pub database: BTreeMap<String, DatabaseConfig>,
-    /// Optional start-up work: the first superuser.
-    pub bootstrap: Option<BootstrapConfig>,
     /// Key-value stores by the label components open them with.
     #[serde(default)]
     pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
@@ -215,13 +212,55 @@ pub struct DatabaseConfig {
     /// password in it, never reaches a guest.
     #[serde(default = "default_url_env")]
     pub url_env: String,
-    /// Folder of sqlx migrations applied at start-up, if any.
-    pub migrations: Option<PathBuf>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// How long `connection.open` waits for a free pooled connection.
+    /// Connections kept open even when idle.
+    #[serde(default)]
+    pub min_connections: u32,
+    /// How long `connection.open` waits for a free pooled connection
+    /// before the guest's request fails with 503.
     #[serde(default = "default_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
+    /// An idle connection is closed after this long.
+    #[serde(default = "default_idle_timeout_seconds")]
+    pub idle_timeout_seconds: u64,
+    /// Every connection is replaced after this long, so a database
+    /// failover or a rotated password is picked up.
+    #[serde(default = "default_max_lifetime_seconds")]
+    pub max_lifetime_seconds: u64,
+    /// TLS to the server, as libpq's `sslmode`; unset, the URL's
+    /// `sslmode` (or `prefer`).
+    #[serde(default)]
+    pub ssl_mode: Option<SslMode>,
+    /// The CA certificate(s) (PEM) the server's certificate must chain to,
+    /// for `verify-ca` and `verify-full` (a managed database's bundle).
+    #[serde(default)]
+    pub ssl_root_cert: Option<PathBuf>,
+}
+
+/// libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl From<SslMode> for sqlx::postgres::PgSslMode {
+    fn from(mode: SslMode) -> Self {
+        match mode {
+            SslMode::Disable => Self::Disable,
+            SslMode::Allow => Self::Allow,
+            SslMode::Prefer => Self::Prefer,
+            SslMode::Require => Self::Require,
+            SslMode::VerifyCa => Self::VerifyCa,
+            SslMode::VerifyFull => Self::VerifyFull,
+        }
+    }
 }
 
 fn default_url_env() -> String {
@@ -233,14 +272,11 @@ fn default_max_connections() -> u32 {
 fn default_acquire_timeout_ms() -> u64 {
     5_000
 }
-
-/// Creates the first superuser at start-up from `FIRST_SUPERUSER` and
-/// `FIRST_SUPERUSER_PASSWORD`, if both are set and no user has that email.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootstrapConfig {
-    /// The database holding the `user` table.
-    pub database: String,
+fn default_idle_timeout_seconds() -> u64 {
+    600
+}
+fn default_max_lifetime_seconds() -> u64 {
+    1800
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,6 +291,11 @@ pub struct ComponentConfig {
     /// Databases (names from `[database]`) the component may open.
     #[serde(default)]
     pub databases: Vec<String>,
+    /// The component's schema migrations: a folder of SQL files for each
+    /// database (of `databases`) it needs tables in. `gatehouse-setup`
+    /// applies them; the host does not.
+    #[serde(default)]
+    pub migrations: BTreeMap<String, PathBuf>,
     /// Variables the component may read with `fermyon:spin/variables`.
     #[serde(default)]
     pub variables: BTreeMap<String, VariableSource>,
@@ -316,12 +357,15 @@ impl Manifest {
         let mut manifest: Manifest =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), source: Box::new(e) })?;
         for db in manifest.database.values_mut() {
-            if let Some(dir) = &mut db.migrations {
-                *dir = base.join(&*dir);
+            if let Some(ca) = &mut db.ssl_root_cert {
+                *ca = base.join(&*ca);
             }
         }
         for component in manifest.component.values_mut() {
             component.file = base.join(&component.file);
+            for dir in component.migrations.values_mut() {
+                *dir = base.join(&*dir);
+            }
         }
         if let Some(dir) = &mut manifest.server.compile_cache {
             *dir = base.join(&*dir);
@@ -345,6 +389,11 @@ impl Manifest {
                     return Err(problem(format!("database `{db}` is not declared under [database]")));
                 }
             }
+            for db in component.migrations.keys() {
+                if !component.databases.contains(db) {
+                    return Err(problem(format!("migrations for database `{db}`, which is not in its `databases`")));
+                }
+            }
             for label in &component.key_value_stores {
                 if !self.key_value_store.contains_key(label) {
                     return Err(problem(format!("key-value store `{label}` is not declared under [key_value_store]")));
@@ -358,14 +407,6 @@ impl Manifest {
                     problem: format!("database `{}` is not declared under [database]", store.database),
                 });
             }
-        }
-        if let Some(bootstrap) = &self.bootstrap
-            && !self.database.contains_key(&bootstrap.database)
-        {
-            return Err(ConfigError::Bootstrap(format!(
-                "database `{}` is not declared under [database]",
-                bootstrap.database
-            )));
         }
         Ok(())
     }
@@ -413,11 +454,14 @@ mod tests {
 
     const MANIFEST: &str = r#"
         [database.app]
-        migrations = "migrations"
+        ssl_mode = "verify-full"
+        ssl_root_cert = "db-ca.pem"
         [component.items]
         route = "/items/..."
         file = "items.wasm"
         databases = ["app"]
+        [component.items.migrations]
+        app = "migrations"
         [component.items.variables]
         database = "app"
         secret = { env = "ITEMS_SECRET" }
@@ -428,7 +472,9 @@ mod tests {
     fn relative_paths_follow_the_manifest() {
         let m = Manifest::parse(MANIFEST, Path::new("/etc/gatehouse")).unwrap();
         assert_eq!(m.component["items"].file, Path::new("/etc/gatehouse/items.wasm"));
-        assert_eq!(m.database["app"].migrations.as_deref(), Some(Path::new("/etc/gatehouse/migrations")));
+        assert_eq!(m.component["items"].migrations["app"], Path::new("/etc/gatehouse/migrations"));
+        assert_eq!(m.database["app"].ssl_root_cert.as_deref(), Some(Path::new("/etc/gatehouse/db-ca.pem")));
+        assert_eq!(m.database["app"].ssl_mode, Some(SslMode::VerifyFull));
         assert_eq!(m.server.listen.port(), 8081);
     }
 
@@ -445,6 +491,16 @@ mod tests {
         let text = MANIFEST.replace("databases = [\"app\"]", "databases = [\"other\"]");
         let err = Manifest::parse(&text, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("database `other`"), "{err}");
+    }
+
+    #[test]
+    fn migrations_only_for_databases_the_component_opens() {
+        let text = MANIFEST
+            .replace("[component.items.migrations]\n        app =", "[component.items.migrations]\n        other =");
+        let err = Manifest::parse(&text, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("migrations for database `other`"), "{err}");
+        let text = MANIFEST.replace("ssl_mode = \"verify-full\"", "ssl_mode = \"verify_full\"");
+        assert!(Manifest::parse(&text, Path::new(".")).is_err(), "libpq's spelling only");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! host owns. See `ARCHITECTURE.md` for where it sits.
 
 pub mod bindings;
-pub mod bootstrap;
 pub mod config;
 mod guest_log;
 pub mod handlers;
@@ -11,7 +10,9 @@ pub mod identity;
 mod imports;
 pub mod key_value;
 pub mod metrics;
+pub mod migrations;
 pub mod outbound_http;
+pub mod pools;
 pub mod postgres;
 mod postgres_v2;
 mod postgres_v3;
@@ -19,7 +20,6 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod spin_app;
-pub mod testing;
 pub mod variables;
 
 use std::sync::Arc;
@@ -29,27 +29,11 @@ use anyhow::Context as _;
 pub use config::Manifest;
 pub use runtime::Runtime;
 
-/// Environment variables holding the first superuser, as the original
-/// services named them.
-pub const FIRST_SUPERUSER_ENV: &str = "FIRST_SUPERUSER";
-pub const FIRST_SUPERUSER_PASSWORD_ENV: &str = "FIRST_SUPERUSER_PASSWORD";
-
-/// Connects the databases, applies migrations, creates the first superuser
-/// if the manifest asks for it, and compiles the components.
+/// Connects the databases and compiles the components. Schema migrations
+/// are not the host's business: `gatehouse-setup` applies them first.
 pub async fn prepare(manifest: &Manifest, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Arc<Runtime>> {
     let urls = manifest.database_urls(&env)?;
-    let pools = bootstrap::connect_pools(&manifest.database, &urls, &manifest.limits).await?;
-    if let Some(bootstrap) = &manifest.bootstrap {
-        match (env(FIRST_SUPERUSER_ENV), env(FIRST_SUPERUSER_PASSWORD_ENV)) {
-            (Some(email), Some(password)) => {
-                let created = bootstrap::ensure_first_superuser(&pools[&bootstrap.database], &email, &password)
-                    .await
-                    .context("creating the first superuser")?;
-                tracing::info!(%email, created, "first superuser");
-            }
-            _ => tracing::info!("{FIRST_SUPERUSER_ENV} or {FIRST_SUPERUSER_PASSWORD_ENV} unset: no first superuser"),
-        }
-    }
+    let pools = pools::connect_pools(&manifest.database, &urls, &manifest.limits).await?;
     let store_databases: std::collections::BTreeSet<_> =
         manifest.key_value_store.values().map(|s| &s.database).collect();
     for database in store_databases {

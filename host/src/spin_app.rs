@@ -231,7 +231,6 @@ fn to_manifest(
         server: runtime.server,
         limits: runtime.limits,
         database: BTreeMap::new(),
-        bootstrap: None,
         key_value_store: BTreeMap::new(),
         component: BTreeMap::new(),
     };
@@ -382,6 +381,7 @@ fn to_component(
         route,
         file: base.join(source),
         databases,
+        migrations: BTreeMap::new(),
         variables: component_variables,
         memory_bytes: limits.and_then(|l| l.memory_bytes),
         max_concurrent_requests: limits.and_then(|l| l.max_concurrent_requests),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use host::testing::components_dir;
+use testkit::components_dir;
 
 fn check(manifest: &str) -> (bool, String) {
     check_with(manifest, &[])

@@ -4,8 +4,8 @@
 //! (spin-sdk 7, `wasi:http/handler@0.3.0`) get the same Spin contract:
 //! request headers, environment, variables, key-value, outbound HTTP.
 
-use host::testing::{RunningHost, TestDatabase, services_manifest};
 use serde_json::{Value, json};
+use testkit::{RunningHost, TestDatabase, services_manifest};
 
 /// (route of the guest with grants, route of the same guest without, name).
 const GENERATIONS: [(&str, &str, &str); 2] = [("/guest", "/sealed", "wasip2"), ("/p3", "/p3-sealed", "wasip3")];

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use host::testing::{
+use serde_json::{Value, json};
+use testkit::{
     ADMIN_EMAIL, ADMIN_PASSWORD, RunningHost, TestDatabase, components_dir, identity_headers, services_manifest,
     wait_until_guest_spins,
 };
-use serde_json::{Value, json};
 
 /// Small limits, so the misbehaving guest reaches them quickly.
 const LIMITS: &str = "memory_bytes = 33554432\ntimeout_ms = 4000\nmax_body_bytes = 4096";

@@ -3,11 +3,12 @@
 //! platform came from. (Every other test starts from an empty database.)
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use host::testing::{ApiClient, RunningHost, TestDatabase, migrations_dir, services_manifest};
 use serde_json::Value;
 use sqlx::Executor;
 use sqlx::migrate::Migrator;
+use testkit::{ApiClient, RunningHost, TestDatabase, migrations_dir, services_manifest};
 
 /// The first migration only: the schema the spine shipped.
 const SPINE_MIGRATION: i64 = 20241201000000;
@@ -77,11 +78,93 @@ async fn the_spine_schema_with_data_migrates_forward() {
     assert!(stored_hash(&db, "mixed.case@example.com").await.starts_with("$2b$12$"));
     host.shutdown().await;
 
-    // Starting again applies nothing twice.
+    // The migration sqlx's runner applied was adopted, not run again;
+    // starting again applies nothing twice.
+    let adopted: Vec<i64> = sqlx::query_scalar(
+        "SELECT m.version FROM gatehouse_migrations m JOIN _sqlx_migrations s USING (version) \
+         WHERE m.component = 'users' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(adopted, [SPINE_MIGRATION]);
     let host = start(&db).await;
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&mut conn).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM gatehouse_migrations WHERE component = 'users'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(applied as usize, Migrator::new(migrations_dir()).await.unwrap().iter().count());
     host.shutdown().await;
+}
+
+/// What `gatehouse_migrations` holds, as (component, version).
+async fn recorded(db: &TestDatabase) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT component, version FROM gatehouse_migrations ORDER BY version, component")
+        .fetch_all(&mut db.connect().await)
+        .await
+        .unwrap()
+}
+
+fn urls(db: &TestDatabase) -> BTreeMap<String, String> {
+    BTreeMap::from([("app".to_owned(), db.url.clone())])
+}
+
+#[tokio::test]
+async fn components_migrate_one_database_each_with_its_own_numbering_and_runs_do_not_collide() {
+    let db = TestDatabase::create().await;
+    let manifest = services_manifest("", 4);
+    // Two setup jobs at once (two Helm releases, or a retried Job): each
+    // migration runs once, whoever gets there first.
+    let urls = urls(&db);
+    let (a, b) = tokio::join!(host::migrations::apply(&manifest, &urls), host::migrations::apply(&manifest, &urls));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let services = Migrator::new(migrations_dir()).await.unwrap().iter().count();
+    assert_eq!(a.len() + b.len(), services + 1, "{a:?} {b:?}");
+    assert!(a.is_empty() || b.is_empty(), "one run did everything, the other nothing: {a:?} {b:?}");
+
+    // The guest's first migration has the same version as one of the
+    // users service's: both are there, and so is the guest's table.
+    let recorded = recorded(&db).await;
+    assert!(recorded.contains(&("users".to_owned(), SPINE_MIGRATION)), "{recorded:?}");
+    assert!(recorded.contains(&("guest".to_owned(), SPINE_MIGRATION)), "{recorded:?}");
+    let notes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM guest_note").fetch_one(&mut db.connect().await).await.unwrap();
+    assert_eq!(notes, 0);
+    assert!(host::migrations::apply(&manifest, &urls).await.unwrap().is_empty(), "nothing twice");
+}
+
+#[tokio::test]
+async fn a_migration_changed_after_it_ran_stops_the_run_and_a_failing_one_leaves_nothing_half_done() {
+    let db = TestDatabase::create().await;
+    let dir = std::env::temp_dir().join(format!("gatehouse-migrations-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("1_first.sql");
+    std::fs::write(&first, "CREATE TABLE first_table (id INT);").unwrap();
+    let text = format!(
+        "[database.app]\nurl_env = \"X\"\n[component.one]\nroute = \"/one/...\"\nfile = \"one.wasm\"\n\
+         databases = [\"app\"]\n[component.one.migrations]\napp = {:?}\n",
+        dir.display().to_string()
+    );
+    let manifest = host::Manifest::parse(&text, &dir).unwrap();
+    assert_eq!(host::migrations::apply(&manifest, &urls(&db)).await.unwrap().len(), 1);
+
+    std::fs::write(&first, "CREATE TABLE first_table (id BIGINT);").unwrap();
+    let err = format!("{:#}", host::migrations::apply(&manifest, &urls(&db)).await.unwrap_err());
+    assert!(err.contains("component `one`: migration 1 (first) was changed after it was applied"), "{err}");
+
+    // A migration failing half-way is rolled back whole and not recorded.
+    std::fs::write(&first, "CREATE TABLE first_table (id INT);").unwrap();
+    std::fs::write(dir.join("2_second.sql"), "CREATE TABLE second_table (id INT);\nSELECT no_such_function();")
+        .unwrap();
+    let err = format!("{:#}", host::migrations::apply(&manifest, &urls(&db)).await.unwrap_err());
+    assert!(err.contains("migration 2 (second)"), "{err}");
+    let second: Option<String> = sqlx::query_scalar("SELECT to_regclass('second_table')::text")
+        .fetch_one(&mut db.connect().await)
+        .await
+        .unwrap();
+    assert_eq!(second, None, "the failed migration's table is gone with it");
+    assert_eq!(recorded(&db).await, [("one".to_owned(), 1)]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The template's tables as its alembic migrations leave them.

@@ -1,8 +1,8 @@
 //! The host's admin listener over a real socket: liveness, readiness that
 //! follows the database (and heals with it), and metrics a scraper reads.
 
-use host::testing::{RunningHost, TestDatabase, services_manifest};
 use sqlx::{Connection, Executor, PgConnection};
+use testkit::{RunningHost, TestDatabase, services_manifest};
 
 async fn admin_get(host: &RunningHost, path: &str) -> (u16, String) {
     let response = reqwest::get(format!("http://{}{path}", host.admin_addr)).await.expect("admin request");

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use host::testing::{SpinAppProcess, TestDatabase, components_dir, wait_until_guest_spins};
 use serde_json::{Value, json};
+use testkit::{SpinAppProcess, TestDatabase, components_dir, wait_until_guest_spins};
 
 fn host_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_gatehouse-host"))

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use host::testing::{
+use serde_json::{Value, json};
+use testkit::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ApiClient, MailerProcess, ProxyProcess, RunningHost, SmtpServer, TestDatabase,
     services_manifest, test_jwks,
 };
-use serde_json::{Value, json};
 
 fn mailer_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_gatehouse-mailer"))

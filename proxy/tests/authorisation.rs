@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use host::testing::{
+use serde_json::{Value, json};
+use testkit::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ApiClient, ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks,
 };
-use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Actor {

@@ -4,10 +4,8 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
-use host::testing::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks,
-};
 use serde_json::{Value, json};
+use testkit::{ADMIN_EMAIL, ADMIN_PASSWORD, ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks};
 
 fn start_proxy(upstream: SocketAddr) -> ProxyProcess {
     ProxyProcess::start(Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")), upstream, &test_jwks(&[]))

@@ -11,12 +11,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use host::testing::{
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use testkit::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ApiClient, ProxyProcess, RunningHost, TEST_KEY_ID, TestDatabase, services_manifest,
     test_jwks, test_signing_key,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
 
 fn proxy_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy"))
@@ -321,9 +321,9 @@ async fn identity_sent_straight_to_the_host_is_believed_only_with_the_proxys_pro
     assert_eq!(direct(vec![("x-gatehouse-user-id", admin_id.clone())]).await, 401, "a bare claim");
     let forged = host::identity::signed_headers(b"a key that is not the proxy's, 32+ bytes", "GET", path, &admin_id);
     assert_eq!(direct(forged).await, 401, "signed with another key");
-    let for_another_path = host::testing::identity_headers("GET", "/users/api/v1/users/", &admin_id);
+    let for_another_path = testkit::identity_headers("GET", "/users/api/v1/users/", &admin_id);
     assert_eq!(direct(for_another_path).await, 401, "a proof for another request");
-    assert_eq!(direct(host::testing::identity_headers("GET", path, &admin_id)).await, 200, "the proxy's key");
+    assert_eq!(direct(testkit::identity_headers("GET", path, &admin_id)).await, 200, "the proxy's key");
     p.host.shutdown().await;
 }
 

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use host::testing::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, ApiClient, ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks,
-};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
+use testkit::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, ApiClient, ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks,
+};
 
 /// The two ways a client may name a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -544,7 +544,7 @@ async fn health_keys_and_documents_are_public() {
     let (status, body) = p.api.call("GET", "/api/v1/utils/health-check/", None, None).await;
     assert_eq!((status, body), (200, json!(true)));
 
-    let published = host::testing::test_signing_key().public_jwk.clone();
+    let published = testkit::test_signing_key().public_jwk.clone();
     for path in ["/.well-known/jwks.json", "/auth/api/v1/.well-known/jwks.json"] {
         let (status, jwks) = p.api.call("GET", path, None, None).await;
         assert_eq!(status, 200, "{path}");

@@ -136,7 +136,7 @@ impl Platform {
         build_plugins()?;
         step("building the proxy and the host");
         let mut build = cargo();
-        build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "mailer"]);
+        build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "setup", "-p", "mailer"]);
         if release {
             build.arg("--release");
         }
@@ -163,6 +163,16 @@ impl Platform {
         let mut platform =
             Self { children: Children::default(), postgres, superuser, superuser_password, identity_key };
 
+        step("applying the schema migrations and creating the first superuser");
+        let mut setup = Command::new(bin_dir.join("gatehouse-setup"));
+        setup
+            .current_dir(project_root())
+            .args(["--manifest", "deploy/host.toml"])
+            .env("DATABASE_URL", &database_url)
+            .env("FIRST_SUPERUSER", &platform.superuser)
+            .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
+        run(setup)?;
+
         step("starting the host (compiling components takes a moment)");
         let mut host = Command::new(bin_dir.join("gatehouse-host"));
         host.current_dir(project_root())
@@ -172,9 +182,7 @@ impl Platform {
             .env("DATABASE_URL", &database_url)
             .env("JWT_PRIVATE_KEY", &keys.private_pem)
             .env("JWT_KEY_ID", &keys.key_id)
-            .env(IDENTITY_KEY_ENV, &platform.identity_key)
-            .env("FIRST_SUPERUSER", &platform.superuser)
-            .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password);
+            .env(IDENTITY_KEY_ENV, &platform.identity_key);
         platform.children.spawn("host", host)?;
         platform.children.wait_listening("host", HOST_ADDRESS.parse()?, Duration::from_secs(300))?;
 

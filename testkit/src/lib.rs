@@ -1,5 +1,6 @@
 //! Support for tests that run the real host against a real PostgreSQL and
-//! real components (this crate's integration tests and the end-to-end test).
+//! real components: the host's integration tests, the proxy's end-to-end
+//! tests and the mailer's. A development-only crate; nothing ships with it.
 //!
 //! `DATABASE_URL` names a server where the role may create databases;
 //! `cargo xtask test` starts a private one and sets it. Every
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::{Manifest, Runtime};
+use host::{Manifest, Runtime};
 
 /// A database of its own for one test.
 pub struct TestDatabase {
@@ -110,7 +111,6 @@ pub fn components_dir() -> PathBuf {
     dir
 }
 
-/// The path of the migrations the services' schema is made of.
 /// Waits until the test guest's `/loop` route has started spinning (it
 /// says so in the database first).
 pub async fn wait_until_guest_spins(db: &TestDatabase) {
@@ -131,8 +131,15 @@ pub fn test_compile_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache")
 }
 
+/// The migrations the services' schema is made of (the users service
+/// brings them).
 pub fn migrations_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/migrations")
+}
+
+/// The test guest's own migrations, on the services' database.
+pub fn guest_migrations_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/test-guest/migrations")
 }
 
 /// Signing key, first superuser and password of every test platform.
@@ -145,7 +152,7 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 
 /// What the proxy would send the host for a request by `user_id`.
 pub fn identity_headers(method: &str, path_and_query: &str, user_id: &str) -> Vec<(&'static str, String)> {
-    crate::identity::signed_headers(TEST_IDENTITY_KEY.as_bytes(), method, path_and_query, user_id)
+    host::identity::signed_headers(TEST_IDENTITY_KEY.as_bytes(), method, path_and_query, user_id)
 }
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
@@ -162,11 +169,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
 
         [database.app]
         url_env = "TEST_DATABASE_URL"
-        migrations = {migrations:?}
         max_connections = {max_connections}
-
-        [bootstrap]
-        database = "app"
 
         [key_value_store.default]
         database = "app"
@@ -189,6 +192,8 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         route = "/users/..."
         file = "users.wasm"
         databases = ["app"]
+        [component.users.migrations]
+        app = {migrations:?}
         [component.users.variables]
         database = "app"
         users_open_registration = {{ env = "USERS_OPEN_REGISTRATION", default = "true" }}
@@ -208,6 +213,10 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         databases = ["app"]
         key_value_stores = ["default"]
         allowed_outbound_hosts = ["http://127.0.0.0/8:*", "http://localhost:*"]
+        # A second component migrating the same database, numbering its
+        # migrations as it likes.
+        [component.guest.migrations]
+        app = {guest_migrations:?}
         [component.guest.variables]
         database = "app"
         greeting = "hello"
@@ -245,6 +254,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         file = "spin7_guest.wasm"
         "#,
         migrations = migrations_dir().display().to_string(),
+        guest_migrations = guest_migrations_dir().display().to_string(),
         cache = test_compile_cache().display().to_string(),
     );
     Manifest::parse(&text, &components_dir()).expect("test manifest")
@@ -300,17 +310,21 @@ pub struct RunningHost {
 }
 
 impl RunningHost {
-    /// Prepares the manifest (databases, migrations, components) and serves
+    /// Sets up the manifest's databases as `gatehouse-setup` would, prepares
+    /// the host (pools, components) and serves
     /// it; `env` stands in for the process environment.
     pub async fn start(manifest: &Manifest, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let runtime = crate::prepare(manifest, env).await?;
+        // What the platform's setup job does first: the components'
+        // migrations, and the first superuser when `env` names one.
+        setup::run(manifest, &env, "app").await?;
+        let runtime = host::prepare(manifest, env).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let admin_addr = admin.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(crate::server::serve_admin(runtime.clone(), admin, async {
+        tokio::spawn(host::server::serve_admin(runtime.clone(), admin, async {
             let _ = admin_stopped.await;
         }));
         let shutdown = async move {
@@ -318,7 +332,7 @@ impl RunningHost {
             let _ = stop_admin.send(());
         };
         let grace = Duration::from_secs(manifest.server.drain_seconds);
-        let task = tokio::spawn(crate::server::serve(runtime.clone(), listener, shutdown, grace));
+        let task = tokio::spawn(host::server::serve(runtime.clone(), listener, shutdown, grace));
         Ok(Self { addr, admin_addr, runtime, stop: Some(stop), task: Some(task) })
     }
 

@@ -1,5 +1,6 @@
-//! Start-up work on the databases: connecting the pools, applying each
-//! database's migrations, and creating the first superuser.
+//! The host's database pools: how a connection is made (TLS, timeouts,
+//! session defaults) and what a session is put through when a guest gives
+//! it back.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,12 +11,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::{DatabaseConfig, Limits};
 
-/// Cost of the bcrypt hash stored for passwords (the original's default).
-pub const BCRYPT_COST: u32 = 12;
-
-/// What a guest may have changed in a session, undone before the pooled
-/// connection serves anyone else. `RESET ALL` returns settings to their
-/// connection-time values, `statement_timeout` included.
 /// What a returned session is put through, whatever the guest did: any
 /// transaction ends (the statement only warns when there is none), then
 /// settings, listeners, advisory locks and temporary tables go.
@@ -33,8 +28,7 @@ pub async fn connect_pools(
 ) -> anyhow::Result<BTreeMap<String, PgPool>> {
     let mut pools = BTreeMap::new();
     for (name, config) in databases {
-        let options: PgConnectOptions =
-            urls[name].parse().with_context(|| format!("database `{name}`: invalid URL"))?;
+        let options = connect_options(&urls[name], config).with_context(|| format!("database `{name}`"))?;
         // A statement never outlives a request's budget, unless the guest
         // raises the limit; then its connection is closed when the budget
         // ends, and the server, checking every second that its client is
@@ -48,21 +42,33 @@ pub async fn connect_pools(
         ]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
+            .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .idle_timeout(Some(Duration::from_secs(config.idle_timeout_seconds)))
+            .max_lifetime(Some(Duration::from_secs(config.max_lifetime_seconds)))
             .after_release(|conn, _| Box::pin(reset_session(conn)))
             .connect_with(options)
             .await
             .with_context(|| format!("database `{name}`: cannot connect"))?;
-        if let Some(dir) = &config.migrations {
-            let migrator = sqlx::migrate::Migrator::new(dir.as_path())
-                .await
-                .with_context(|| format!("database `{name}`: cannot read migrations in {}", dir.display()))?;
-            migrator.run(&pool).await.with_context(|| format!("database `{name}`: migrations failed"))?;
-            tracing::info!(database = %name, migrations = migrator.iter().count(), "schema up to date");
-        }
         pools.insert(name.clone(), pool);
     }
     Ok(pools)
+}
+
+/// How to reach one database: its URL, with the manifest's TLS settings
+/// (`ssl_mode`, `ssl_root_cert`) over whatever the URL says, so the URL can
+/// stay a plain secret while the CA file ships with the deployment.
+pub fn connect_options(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
+    // The URL may hold a password: never echo it in the error.
+    let mut options: PgConnectOptions = url.parse().map_err(|_| anyhow::anyhow!("invalid URL"))?;
+    if let Some(mode) = config.ssl_mode {
+        options = options.ssl_mode(mode.into());
+    }
+    if let Some(ca) = &config.ssl_root_cert {
+        anyhow::ensure!(ca.is_file(), "ssl_root_cert {} is not a readable file", ca.display());
+        options = options.ssl_root_cert(ca);
+    }
+    Ok(options)
 }
 
 /// Undoes a guest's session changes; `Ok(true)` keeps the connection.
@@ -72,29 +78,4 @@ async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Erro
     sqlx::Executor::execute(&mut *conn, END_TRANSACTION).await?;
     sqlx::Executor::execute(conn, RESET_SESSION).await?;
     Ok(true)
-}
-
-/// Creates the superuser `email` with `password` unless a user with that
-/// email exists. Returns whether it was created.
-pub async fn ensure_first_superuser(pool: &PgPool, email: &str, password: &str) -> anyhow::Result<bool> {
-    // The services store and match emails in lower case.
-    let email = email.to_lowercase();
-    let exists: bool = sqlx::query_scalar(r#"SELECT EXISTS (SELECT 1 FROM "user" WHERE lower(email) = $1)"#)
-        .bind(&email)
-        .fetch_one(pool)
-        .await?;
-    if exists {
-        return Ok(false);
-    }
-    let password = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST)).await??;
-    let inserted = sqlx::query(
-        r#"INSERT INTO "user" (email, hashed_password, is_active, is_superuser)
-           VALUES ($1, $2, true, true) ON CONFLICT DO NOTHING"#,
-    )
-    .bind(email)
-    .bind(hash)
-    .execute(pool)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
 }
