@@ -165,7 +165,7 @@ integer settings; this keeps whole numbers whole.
   include "platform.toml" $map
 */}}
 {{- define "platform.toml" -}}
-{{- include "platform.toml.table" (dict "table" . "path" "" "depth" 1 "header" false) | regexReplaceAll "^\\n+" "" -}}
+{{- regexReplaceAll "^\\n+" (include "platform.toml.table" (dict "table" . "path" "" "depth" 1 "header" false)) "" -}}
 {{- end -}}
 
 {{- define "platform.toml.key" -}}
@@ -365,4 +365,14 @@ NetworkPolicy rules the components share: DNS, the database, the scraper.
         {{- toYaml .root.Values.metrics.scraperNamespaceSelector | nindent 8 }}
   ports:
     - {protocol: TCP, port: {{ .port }}}
+{{- end -}}
+
+{{/*
+Images imported into a development cluster are not pulled: say so to
+checkov where the pull policy is not Always.
+*/}}
+{{- define "platform.pullPolicySkip" -}}
+{{- if ne .Values.image.pullPolicy "Always" }}
+checkov.io/skip9: CKV_K8S_15=development images are imported into the cluster, not pulled; production overlays pull Always
+{{- end }}
 {{- end -}}
