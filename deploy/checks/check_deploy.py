@@ -189,6 +189,7 @@ def pod_peer(component: str) -> dict:
 # --- the checks ------------------------------------------------------------
 
 def main() -> int:
+    helm.disable_logging()  # the chart's links to deploy/*.toml are meant
     checks = Checks("deploy")
     chart = helm.Chart.load(str(CHART))
     k8s_version = kubernetes_version()
