@@ -14,6 +14,7 @@
 //! timeout_ms = 10000        # wall-clock budget of one request in a guest
 //! max_concurrent_requests = 256
 //! db_connections_per_request = 4
+//! max_response_bytes = 16777216  # a component's response body, at most
 //!
 //! [database.app]
 //! url_env = "DATABASE_URL"  # the URL stays in the host; guests say "app"
@@ -175,6 +176,10 @@ pub struct Limits {
     /// request cannot take a whole pool.
     #[serde(default = "default_db_connections_per_request")]
     pub db_connections_per_request: u32,
+    /// Largest response body (bytes) a component may send: a larger
+    /// declared length gets 502, a longer stream is cut there.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
 }
 
 impl Default for Limits {
@@ -185,6 +190,7 @@ impl Default for Limits {
             max_concurrent_requests: default_max_concurrent_requests(),
             max_body_bytes: default_max_body_bytes(),
             db_connections_per_request: default_db_connections_per_request(),
+            max_response_bytes: default_max_response_bytes(),
         }
     }
 }
@@ -203,6 +209,9 @@ fn default_max_body_bytes() -> u64 {
 }
 fn default_db_connections_per_request() -> u32 {
     4
+}
+fn default_max_response_bytes() -> u64 {
+    16 << 20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,6 +322,9 @@ pub struct ComponentConfig {
     /// request gets 503 with `Retry-After` instead of waiting.
     #[serde(default)]
     pub max_concurrent_requests: Option<usize>,
+    /// This component's own `[limits] max_response_bytes`.
+    #[serde(default)]
+    pub max_response_bytes: Option<u64>,
     /// Environment variables the component sees (WASI `environ`), as Spin's
     /// `environment`. Nothing of the host's own environment is passed.
     #[serde(default)]

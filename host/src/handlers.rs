@@ -147,15 +147,24 @@ async fn run_p3(
 /// the body's last frame has gone, it waits for the guest's outcome and
 /// turns a failure into an error, so hyper cuts the connection (or leaves
 /// the chunked body unterminated) instead of passing a truncated answer off
-/// as complete.
+/// as complete. A body longer than `limit` is cut the same way.
 pub struct CompletedBody {
     inner: GuestBody,
     guest_ok: Option<tokio::sync::oneshot::Receiver<bool>>,
+    /// Bytes the body may still carry.
+    remaining: u64,
+    /// Called once if the body runs past its limit.
+    overflow: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl CompletedBody {
-    pub fn new(inner: GuestBody, guest_ok: tokio::sync::oneshot::Receiver<bool>) -> Self {
-        Self { inner, guest_ok: Some(guest_ok) }
+    pub fn new(
+        inner: GuestBody,
+        guest_ok: tokio::sync::oneshot::Receiver<bool>,
+        limit: u64,
+        overflow: Box<dyn FnOnce() + Send>,
+    ) -> Self {
+        Self { inner, guest_ok: Some(guest_ok), remaining: limit, overflow: Some(overflow) }
     }
 }
 
@@ -169,8 +178,22 @@ impl hyper::body::Body for CompletedBody {
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         use std::task::Poll;
         let this = &mut *self;
+        if this.overflow.is_none() {
+            return Poll::Ready(None);
+        }
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {}
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                if len > this.remaining {
+                    if let Some(overflow) = this.overflow.take() {
+                        overflow();
+                    }
+                    return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)));
+                }
+                this.remaining -= len;
+                return Poll::Ready(Some(Ok(frame)));
+            }
             other => return other,
         }
         let Some(guest_ok) = &mut this.guest_ok else { return Poll::Ready(None) };
@@ -180,7 +203,7 @@ impl hyper::body::Body for CompletedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.guest_ok.is_none() && self.inner.is_end_stream()
+        self.overflow.is_none() || (self.guest_ok.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {

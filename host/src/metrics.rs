@@ -19,6 +19,8 @@ pub enum Failure {
     ErrorCode,
     /// It trapped or timed out after its response head had gone.
     AfterHead,
+    /// Its response was larger than it may send.
+    ResponseTooLarge,
 }
 
 impl Failure {
@@ -28,6 +30,7 @@ impl Failure {
             Failure::Timeout => "timeout",
             Failure::ErrorCode => "error_code",
             Failure::AfterHead => "after_head",
+            Failure::ResponseTooLarge => "response_too_large",
         }
     }
 }

@@ -53,6 +53,9 @@ struct Session {
     /// transaction, settings) the pool undoes on release, without reading
     /// the guest's SQL to guess it.
     busy: bool,
+    /// Largest result set (bytes as the server sends them) read for the
+    /// guest: no more than it could hold.
+    max_result_bytes: usize,
 }
 
 impl Drop for Session {
@@ -76,16 +79,18 @@ pub struct RequestDatabases {
     grants: DatabaseGrants,
     open: u32,
     max_open: u32,
+    max_result_bytes: usize,
 }
 
 impl RequestDatabases {
-    pub fn new(grants: DatabaseGrants, max_open: u32) -> Self {
-        Self { grants, open: 0, max_open }
+    pub fn new(grants: DatabaseGrants, max_open: u32, max_result_bytes: usize) -> Self {
+        Self { grants, open: 0, max_open, max_result_bytes }
     }
 
     /// The pool for `address`, with one more connection counted against
-    /// the request (given back by [`RequestDatabases::release`]).
-    fn reserve(&mut self, address: &str) -> Result<PgPool, Error> {
+    /// the request (given back by [`RequestDatabases::release`]), and the
+    /// largest result its connections may read.
+    fn reserve(&mut self, address: &str) -> Result<(PgPool, usize), Error> {
         let Some(pool) = self.grants.pools.get(address) else {
             return Err(Error::ConnectionFailed(format!("database `{address}` is not granted to this component")));
         };
@@ -94,7 +99,7 @@ impl RequestDatabases {
             return Err(Error::ConnectionFailed(format!("a request may hold at most {max} open connections")));
         }
         self.open += 1;
-        Ok(pool.clone())
+        Ok((pool.clone(), self.max_result_bytes))
     }
 
     fn release(&mut self) {
@@ -128,9 +133,12 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 /// Takes a pooled session for a reserved slot.
-async fn acquire(pool: &PgPool, address: &str) -> Result<GuestConnection, Error> {
+async fn acquire((pool, max_result_bytes): (PgPool, usize), address: &str) -> Result<GuestConnection, Error> {
     match pool.acquire().await {
-        Ok(conn) => Ok(GuestConnection { session: Arc::new(tokio::sync::Mutex::new(Session { conn, busy: false })) }),
+        Ok(conn) => {
+            let session = Session { conn, busy: false, max_result_bytes };
+            Ok(GuestConnection { session: Arc::new(tokio::sync::Mutex::new(session)) })
+        }
         Err(e) => {
             tracing::warn!(database = %address, error = %e, "no database connection for a guest");
             Err(Error::ConnectionFailed("database unavailable".into()))
@@ -142,11 +150,11 @@ async fn acquire(pool: &PgPool, address: &str) -> Result<GuestConnection, Error>
 /// the interface (`postgres_v3.rs` and `postgres_v2.rs` convert to them).
 impl PostgresView<'_> {
     pub(crate) async fn open(&mut self, address: &str) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-        let pool = match self.databases.reserve(address) {
-            Ok(pool) => pool,
+        let reserved = match self.databases.reserve(address) {
+            Ok(reserved) => reserved,
             Err(e) => return Ok(Err(e)),
         };
-        let conn = acquire(&pool, address).await;
+        let conn = acquire(reserved, address).await;
         self.admit(conn)
     }
 
@@ -314,18 +322,49 @@ async fn open_async<T: Send>(
     accessor: &Accessor<T, HasPostgres>,
     address: String,
 ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-    let pool = match accessor.with(|mut access| access.get().databases.reserve(&address)) {
-        Ok(pool) => pool,
+    let reserved = match accessor.with(|mut access| access.get().databases.reserve(&address)) {
+        Ok(reserved) => reserved,
         Err(e) => return Ok(Err(e)),
     };
-    let conn = acquire(&pool, &address).await;
+    let conn = acquire(reserved, &address).await;
     accessor.with(|mut access| access.get().admit(conn))
 }
 
+/// The answer to a statement on a session abandoned mid-result.
+fn abandoned() -> Error {
+    Error::ConnectionFailed("this connection was closed after a result too large to read; open another".into())
+}
+
 async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
+    use futures_util::TryStreamExt as _;
+    if guest.busy {
+        return Err(abandoned());
+    }
     let args = bind_parameters(params)?;
     guest.busy = true;
-    let rows = sqlx::query_with(statement, args).fetch_all(&mut *guest.conn).await.map_err(query_error);
+    let max = guest.max_result_bytes;
+    let mut read = 0usize;
+    let mut rows = Vec::new();
+    let mut stream = sqlx::query_with(statement, args).fetch(&mut *guest.conn);
+    let rows = loop {
+        match stream.try_next().await {
+            Ok(Some(row)) => {
+                read += row_bytes(&row);
+                if read > max {
+                    // The rest is never read: `busy` stays set, so the
+                    // session is closed (the server stops sending) rather
+                    // than drained.
+                    return Err(Error::QueryFailed(QueryError::Text(format!(
+                        "the result is larger than this component may hold ({max} bytes): ask for fewer rows"
+                    ))));
+                }
+                rows.push(row);
+            }
+            Ok(None) => break Ok(rows),
+            Err(e) => break Err(query_error(e)),
+        }
+    };
+    drop(stream);
     let columns = match &rows {
         Ok(rows) if !rows.is_empty() => rows[0].columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
         // Without a row there are no column descriptions to read; ask for them.
@@ -343,7 +382,18 @@ async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterVa
     Ok(RowSet { columns, rows })
 }
 
+/// What a row costs to hold, about: its values as sent, and a little for
+/// each.
+fn row_bytes(row: &PgRow) -> usize {
+    (0..row.len())
+        .map(|i| 16 + row.try_get_raw(i).ok().and_then(|v| v.as_bytes().ok().map(<[u8]>::len)).unwrap_or(0))
+        .sum()
+}
+
 async fn run_execute(guest: &mut Session, statement: &str, params: Vec<ParameterValue>) -> Result<u64, Error> {
+    if guest.busy {
+        return Err(abandoned());
+    }
     let args = bind_parameters(params)?;
     guest.busy = true;
     let done = sqlx::query_with(statement, args).execute(&mut *guest.conn).await.map_err(query_error);

@@ -74,6 +74,8 @@ struct Service {
     timeout_ms: u64,
     /// Database connections one request may hold at once.
     db_connections: u32,
+    /// Largest response body this component may send.
+    max_response_bytes: u64,
 }
 
 /// The engine and the services it runs.
@@ -107,6 +109,8 @@ enum HostError {
     Timeout,
     #[error("component failed")]
     GuestFailed,
+    #[error("component response larger than {0} bytes")]
+    ResponseTooLarge(u64),
     #[error("component busy, retry shortly")]
     Busy,
 }
@@ -119,6 +123,7 @@ impl HostError {
             HostError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             HostError::GuestFailed => StatusCode::INTERNAL_SERVER_ERROR,
             HostError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::ResponseTooLarge(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -264,6 +269,7 @@ impl Runtime {
                 )),
                 timeout_ms: config.timeout_ms.unwrap_or(limits.timeout_ms),
                 db_connections: config.db_connections_per_request.unwrap_or(limits.db_connections_per_request),
+                max_response_bytes: config.max_response_bytes.unwrap_or(limits.max_response_bytes),
             });
         }
         let key_env = &manifest.server.identity_key_env;
@@ -428,7 +434,8 @@ impl Runtime {
             },
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(service.memory_bytes).trap_on_grow_failure(true).build(),
-            databases: RequestDatabases::new(service.grants.clone(), service.db_connections),
+            // No result set larger than the guest's memory is read for it.
+            databases: RequestDatabases::new(service.grants.clone(), service.db_connections, service.memory_bytes),
             stores: RequestStores::new(service.stores.clone()),
             variables: service.variables.clone(),
         };
@@ -447,6 +454,18 @@ impl Runtime {
 
         match receiver.await {
             Ok(Ok(response)) => {
+                let limit = service.max_response_bytes;
+                let declared = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                if let Some(declared) = declared.filter(|n| *n > limit) {
+                    // Nothing has gone yet: answer for the guest, and stop it.
+                    task.abort();
+                    tracing::warn!(declared, limit, "component declared a response larger than it may send");
+                    self.metrics.failed(&service.name, Failure::ResponseTooLarge);
+                    return Err(HostError::ResponseTooLarge(limit));
+                }
                 // A guest that fails after its response head has gone must
                 // not pass for a clean answer: its body ends with an error
                 // (the connection is cut), and the failure is logged here.
@@ -472,7 +491,15 @@ impl Runtime {
                     }
                     .instrument(span),
                 );
-                Ok(response.map(|body| CompletedBody::new(body, outcome).boxed_unsync()))
+                let (metrics, component) = (self.metrics.clone(), service.name.clone());
+                let overflow = move || {
+                    tracing::warn!(limit, "component response cut: larger than it may send");
+                    metrics.failed(&component, Failure::ResponseTooLarge);
+                };
+                let span = tracing::Span::current();
+                Ok(response.map(|body| {
+                    CompletedBody::new(body, outcome, limit, Box::new(move || span.in_scope(overflow))).boxed_unsync()
+                }))
             }
             Ok(Err(GuestOutcome::ErrorCode(code))) => {
                 tracing::warn!(error = %code, "guest answered with an error code");

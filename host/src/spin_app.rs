@@ -186,6 +186,7 @@ struct ComponentLimits {
     max_concurrent_requests: Option<usize>,
     timeout_ms: Option<u64>,
     db_connections_per_request: Option<u32>,
+    max_response_bytes: Option<u64>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpinAppError> {
@@ -387,6 +388,7 @@ fn to_component(
         max_concurrent_requests: limits.and_then(|l| l.max_concurrent_requests),
         timeout_ms: limits.and_then(|l| l.timeout_ms),
         db_connections_per_request: limits.and_then(|l| l.db_connections_per_request),
+        max_response_bytes: limits.and_then(|l| l.max_response_bytes),
         environment: spin.environment.clone(),
         key_value_stores: spin.key_value_stores.clone(),
         allowed_outbound_hosts,

@@ -11,7 +11,7 @@ use testkit::{
 };
 
 /// Small limits, so the misbehaving guest reaches them quickly.
-const LIMITS: &str = "memory_bytes = 33554432\ntimeout_ms = 4000\nmax_body_bytes = 4096";
+const LIMITS: &str = "memory_bytes = 33554432\ntimeout_ms = 4000\nmax_body_bytes = 4096\nmax_response_bytes = 1048576";
 
 async fn start_with(db: &TestDatabase, max_connections: u32) -> RunningHost {
     RunningHost::start_services(db, &services_manifest(LIMITS, max_connections)).await
@@ -32,6 +32,83 @@ async fn assert_still_serving(host: &RunningHost) {
     assert_eq!(status, 200, "host stopped serving: {body}");
 }
 
+/// Every pooled connection is back (or closed), by the pool's own count as
+/// the admin listener reports it.
+async fn assert_connections_returned(host: &RunningHost) {
+    let mut in_use = String::new();
+    for _ in 0..100 {
+        let metrics = reqwest::get(format!("http://{}/metrics", host.admin_addr)).await.unwrap().text().await.unwrap();
+        in_use = metrics
+            .lines()
+            .find(|l| l.starts_with(r#"gatehouse_db_pool_connections{database="app",state="in_use"}"#))
+            .expect("the pool's gauge")
+            .to_owned();
+        if in_use.ends_with(" 0") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("connections still lent after the request ended: {in_use}");
+}
+
+async fn failures(host: &RunningHost, kind: &str) -> u64 {
+    let metrics = reqwest::get(format!("http://{}/metrics", host.admin_addr)).await.unwrap().text().await.unwrap();
+    let prefix = format!(r#"gatehouse_guest_failures_total{{component="guest",kind="{kind}"}} "#);
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_guest_recursing_without_end_traps_on_its_stack_only() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, body) = get(&host, "/guest/recurse/10").await;
+    assert!(status == 200 && body["ok"].is_u64(), "a shallow recursion answers: {body}");
+    let (status, body) = get(&host, "/guest/recurse/100000000").await;
+    assert_eq!((status, &body["detail"]), (500, &json!("component failed")));
+    assert_still_serving(&host).await;
+    assert_connections_returned(&host).await;
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_response_over_the_limit_is_refused_or_cut_never_passed_whole() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let response = reqwest::get(host.url("/guest/huge/1000")).await.unwrap();
+    assert_eq!(response.bytes().await.unwrap().len(), 1000, "under the limit it passes");
+
+    // Declared in the head: nothing is sent but the host's own answer.
+    let (status, body) = get(&host, "/guest/huge-declared/2000000").await;
+    assert_eq!((status, &body["detail"]), (502, &json!("component response larger than 1048576 bytes")));
+
+    // Streamed: the head has gone, so the body is cut at the limit and
+    // never ends as if complete.
+    let response = reqwest::get(host.url("/guest/huge/2000000")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.bytes().await.is_err(), "a cut body must not read as complete");
+    assert_eq!(failures(&host, "response_too_large").await, 2);
+    assert_still_serving(&host).await;
+    assert_connections_returned(&host).await;
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_rows_is_refused_past_what_the_guest_could_hold_and_its_session_closed() {
+    let db = TestDatabase::create().await;
+    // One pooled connection: if the flooded session were drained or kept,
+    // the next request would wait for it.
+    let host = start_with(&db, 1).await;
+    let (status, body) = get(&host, "/guest/db/flood").await;
+    assert_eq!(status, 200, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("larger than this component may hold (33554432 bytes)"), "{body}");
+    assert_connections_returned(&host).await;
+    let (_, body) = get(&host, "/guest/db/roundtrip").await;
+    assert!(body["ok"]["row"].is_array(), "the next request gets a connection: {body}");
+    assert_connections_returned(&host).await;
+    host.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_trapping_guest_fails_its_request_only() {
     let db = TestDatabase::create().await;
@@ -40,6 +117,7 @@ async fn a_trapping_guest_fails_its_request_only() {
     assert_eq!(status, 500);
     assert_eq!(body["detail"], "component failed");
     assert_still_serving(&host).await;
+    assert_connections_returned(&host).await;
     host.shutdown().await;
 }
 
@@ -63,6 +141,7 @@ fn a_looping_guest_is_interrupted_with_504() {
         assert_eq!(response.status().as_u16(), 504);
         assert_eq!(response.json::<Value>().await.unwrap()["detail"], "component ran past its time budget");
         assert_still_serving(&host).await;
+        assert_connections_returned(&host).await;
         host.shutdown().await;
     });
 }
@@ -74,6 +153,7 @@ async fn a_guest_exhausting_memory_fails_its_request_only() {
     let (status, _) = get(&host, "/guest/oom").await;
     assert_eq!(status, 500);
     assert_still_serving(&host).await;
+    assert_connections_returned(&host).await;
     host.shutdown().await;
 }
 
@@ -190,6 +270,7 @@ async fn a_statement_running_past_the_budget_is_stopped_and_its_slot_freed() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(still_sleeping, 0, "the statement outlived its request");
+    assert_connections_returned(&host).await;
     host.shutdown().await;
 }
 

@@ -19,6 +19,9 @@ fn handle(req: Request) -> Response {
             Err(e) => reply(500, Err(e)),
         },
         ["oom"] => exhaust_memory(),
+        ["recurse", depth] => reply(200, Ok(json!(recurse(depth.parse().unwrap_or(u64::MAX), &mut [0; 256])))),
+        ["huge", bytes] => huge(bytes.parse().unwrap_or(0), false),
+        ["huge-declared", bytes] => huge(bytes.parse().unwrap_or(0), true),
         ["echo"] => echo(&req),
         ["variable", name] => variable(name),
         ["env", name] => reply(200, Ok(json!(std::env::var(name).ok()))),
@@ -50,6 +53,8 @@ fn handle(req: Request) -> Response {
         ["db", "leave-transaction-open"] => reply(200, leave_transaction_open()),
         ["db", "sleep"] => reply(200, sleep_past_the_budget()),
         ["db", "count-marker"] => reply(200, count_marker()),
+        ["db", "flood"] => reply(200, flood()),
+        ["db", "tls"] => reply(200, tls()),
         ["db", "set-application-name"] => reply(200, set_application_name()),
         ["db", "application-name"] => reply(200, application_name()),
         _ => reply(404, Ok(json!("no such route"))),
@@ -85,6 +90,28 @@ fn exhaust_memory() -> Response {
         hoard.push(vec![1u8; 1 << 20]);
         std::hint::black_box(&hoard);
     }
+}
+
+/// Recurses `depth` times with a frame too big to be optimised away, so a
+/// large depth runs out of stack.
+#[inline(never)]
+fn recurse(depth: u64, frame: &mut [u8; 256]) -> u64 {
+    if depth == 0 {
+        return u64::from(frame[0]);
+    }
+    let mut next = [depth as u8; 256];
+    std::hint::black_box(&mut next);
+    recurse(depth - 1, &mut next) + u64::from(next[1]) + u64::from(frame[2])
+}
+
+/// A body of `bytes` bytes, with its length declared in the head or not.
+fn huge(bytes: usize, declared: bool) -> Response {
+    let mut builder = Response::builder();
+    builder.status(200).header("content-type", "application/octet-stream");
+    if declared {
+        builder.header("content-length", bytes.to_string());
+    }
+    builder.body(vec![b'x'; bytes]).build()
 }
 
 fn echo(req: &Request) -> Response {
@@ -275,6 +302,27 @@ fn leave_transaction_open() -> Result<Value, String> {
 
 /// Lifts the statement timeout and sleeps for a minute: only the end of
 /// the request's time budget stops it.
+/// Asks for millions of rows at once: the host refuses to read more than
+/// the guest could hold, and says so.
+fn flood() -> Result<Value, String> {
+    let conn = db()?;
+    match conn.query("SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 5000000) g", &[]) {
+        Ok(rows) => Ok(json!({ "rows": rows.rows.len() })),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+/// Whether the guest's session reached PostgreSQL over TLS.
+fn tls() -> Result<Value, String> {
+    let conn = db()?;
+    let rows =
+        conn.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).map_err(|e| format!("{e:?}"))?;
+    match rows.rows.first().and_then(|r| r.first()) {
+        Some(DbValue::Boolean(ssl)) => Ok(json!(ssl)),
+        other => Err(format!("unexpected: {other:?}")),
+    }
+}
+
 fn sleep_past_the_budget() -> Result<Value, String> {
     let conn = db()?;
     conn.execute("SET statement_timeout = 0", &[]).map_err(|e| format!("{e:?}"))?;
