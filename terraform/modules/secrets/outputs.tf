@@ -1,0 +1,9 @@
+output "app_secret_name" {
+  description = "Name of the platform's secret (fill it as terraform/README.md shows)."
+  value       = aws_secretsmanager_secret.app.name
+}
+
+output "external_secrets_role_arn" {
+  description = "The role the External Secrets Operator takes for this platform."
+  value       = aws_iam_role.external_secrets.arn
+}
