@@ -29,6 +29,7 @@ module "network" {
 module "storage" {
   source                = "../../modules/storage"
   name                  = local.name
+  repository_prefix     = "gatehouse"
   log_retention_days    = var.log_retention_days
   backup_retention_days = var.backup_retention_days
 }

@@ -82,7 +82,7 @@ module "backups" {
 
 resource "aws_ecr_repository" "this" {
   for_each             = toset(["host", "proxy"])
-  name                 = "${var.name}/${each.value}"
+  name                 = "${var.repository_prefix}/${each.value}"
   image_tag_mutability = "IMMUTABLE"
   image_scanning_configuration {
     scan_on_push = true

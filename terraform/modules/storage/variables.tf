@@ -16,3 +16,8 @@ variable "backup_retention_days" {
   description = "Days database dumps are kept."
   type        = number
 }
+
+variable "repository_prefix" {
+  description = "Prefix of the image repositories: <prefix>/host and <prefix>/proxy, as the chart's image.*.repository name them."
+  type        = string
+}
