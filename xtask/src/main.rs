@@ -10,6 +10,7 @@
 //! Both install what the machine lacks (when run as root on Debian) or say
 //! in one line what is missing.
 
+mod deploy_checks;
 mod postgres;
 mod prerequisites;
 mod signing_key;
@@ -426,6 +427,7 @@ fn test_everything() -> anyhow::Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&pg_root);
     result?;
+    deploy_checks::run_deploy_checks()?;
     eprintln!("\nall checks passed");
     Ok(())
 }
