@@ -10,6 +10,7 @@ by hand: `target/deploy-venv/bin/python deploy/checks/check_deploy.py`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import json
@@ -45,6 +46,22 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
 }
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+
+
+@contextlib.contextmanager
+def helm_quietly():
+    """Helm's Go side logs (at INFO) every symbolic link it follows, and the
+    chart's links to deploy/*.toml are meant; its errors come back as
+    exceptions, so its stderr is not needed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def load_yaml(path: Path) -> dict:
@@ -88,7 +105,8 @@ def variants() -> dict[str, dict]:
 
 
 def render(chart: helm.Chart, values: dict) -> list[dict]:
-    manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    with helm_quietly():
+        manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
     objects = []
     for template, text in sorted(manifests.items()):
         if template.endswith("NOTES.txt"):
@@ -189,9 +207,9 @@ def pod_peer(component: str) -> dict:
 # --- the checks ------------------------------------------------------------
 
 def main() -> int:
-    helm.disable_logging()  # the chart's links to deploy/*.toml are meant
     checks = Checks("deploy")
-    chart = helm.Chart.load(str(CHART))
+    with helm_quietly():
+        chart = helm.Chart.load(str(CHART))
     k8s_version = kubernetes_version()
     rendered: dict[str, list[dict]] = {}
     all_values = variants()
@@ -211,7 +229,8 @@ def main() -> int:
     @checks.check(f"helm lint (strict) passes for every overlay, Kubernetes {k8s_version}")
     def _():
         for name, values in all_values.items():
-            report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE, kube_version=f"v{k8s_version}.0")
+            with helm_quietly():
+                report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE, kube_version=f"v{k8s_version}.0")
             problems = [m for m in report["messages"] if m["severity"] >= 2] + [{"error": e} for e in report["errors"]]
             problems = [p for p in problems if "icon is recommended" not in p["error"]]
             assert not problems, f"{name}: {problems}"
