@@ -8,12 +8,13 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use benches::{Tally, load};
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -53,33 +54,6 @@ struct Scenario {
     /// The user the proxy would have vouched for, signed afresh each round
     /// with the key the proxy and host share.
     host_user: Option<String>,
-}
-
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<Duration>,
-    errors: u64,
-    elapsed: Duration,
-}
-
-impl Tally {
-    fn merge(&mut self, other: Tally) {
-        self.latencies.extend(other.latencies);
-        self.errors += other.errors;
-    }
-
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&mut self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        self.latencies.sort_unstable();
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[index]
-    }
 }
 
 #[tokio::main]
@@ -131,21 +105,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The headers the proxy would send the host for a `GET` of `path` by
-/// `user`: the identity, and its proof (the format of the proxy's and
-/// host's `identity.rs`). Good for the clock window, so made each round.
+/// `user`: the identity and its proof, made by the host's own code for the
+/// format. Good for the clock window, so made each round.
 fn identity_headers(key: &str, path: &str, user: &str) -> Vec<(String, String)> {
-    use hmac::{Hmac, Mac};
-    let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let request_id = format!("load-{timestamp}");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(format!("gatehouse-identity-v1\nGET\n{path}\n{user}\n{request_id}\n{timestamp}").as_bytes());
-    let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    vec![
-        ("x-gatehouse-user-id".into(), user.to_owned()),
-        ("x-gatehouse-request-id".into(), request_id),
-        ("x-gatehouse-timestamp".into(), timestamp.to_string()),
-        ("x-gatehouse-signature".into(), signature),
-    ]
+    host::identity::signed_headers(key.as_bytes(), "GET", path, user)
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }
 
 fn report(name: &str, direct: &mut Tally, proxied: &mut Tally) {
@@ -168,69 +134,6 @@ fn report(name: &str, direct: &mut Tally, proxied: &mut Tally) {
         p50,
         (proxied.percentile(0.5).as_secs_f64() - direct.percentile(0.5).as_secs_f64()) * 1e3
     );
-}
-
-/// Keeps `connections` keep-alive connections busy for `duration`.
-async fn load(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(String, String)],
-    connections: usize,
-    duration: Duration,
-) -> anyhow::Result<Tally> {
-    let deadline = Instant::now() + duration;
-    let mut workers = Vec::new();
-    for _ in 0..connections {
-        let path = path.to_owned();
-        let headers = headers.to_vec();
-        workers.push(tokio::spawn(async move { one_connection(addr, &path, &headers, deadline).await }));
-    }
-    let mut tally = Tally::default();
-    for worker in workers {
-        tally.merge(worker.await??);
-    }
-    Ok(tally)
-}
-
-async fn one_connection(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(String, String)],
-    deadline: Instant,
-) -> anyhow::Result<Tally> {
-    let mut tally = Tally::default();
-    let mut sender = connect(addr).await?;
-    while Instant::now() < deadline {
-        let mut request = http::Request::get(path).header("host", addr.to_string());
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let started = Instant::now();
-        let outcome = async {
-            let response = sender.send_request(request.body(Empty::<Bytes>::new())?).await?;
-            let status = response.status();
-            response.into_body().collect().await?;
-            anyhow::Ok(status)
-        }
-        .await;
-        match outcome {
-            Ok(status) if status.is_success() => tally.latencies.push(started.elapsed()),
-            Ok(_) => tally.errors += 1,
-            Err(_) => {
-                tally.errors += 1;
-                sender = connect(addr).await?;
-            }
-        }
-    }
-    Ok(tally)
-}
-
-async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Empty<Bytes>>> {
-    let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
 }
 
 /// Logs in through the proxy; returns the token and the user's id.

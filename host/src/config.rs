@@ -8,6 +8,7 @@
 //! compile_cache = "../target/compile-cache"   # optional: compiled components kept between starts
 //! admin_listen = "127.0.0.1:9081"  # /healthz, /readyz, /metrics
 //! drain_seconds = 30                # after SIGTERM, time for requests in flight
+//! instance_allocation = "pooling"   # or "on-demand"
 //!
 //! [limits]
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
@@ -123,6 +124,19 @@ pub struct ServerConfig {
     /// their bytes and the engine's settings; unset, every start compiles.
     #[serde(default)]
     pub compile_cache: Option<PathBuf>,
+    /// How instances get their memory: `pooling` (the default) keeps slots
+    /// made ahead of time and starts each memory as a copy-on-write image;
+    /// `on-demand` maps memory for each instance.
+    #[serde(default)]
+    pub instance_allocation: InstanceAllocation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceAllocation {
+    #[default]
+    Pooling,
+    OnDemand,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +147,7 @@ impl Default for ServerConfig {
             admin_listen: default_admin_listen(),
             drain_seconds: default_drain_seconds(),
             compile_cache: None,
+            instance_allocation: InstanceAllocation::default(),
         }
     }
 }

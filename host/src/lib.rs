@@ -41,7 +41,7 @@ pub async fn prepare(manifest: &Manifest, env: impl Fn(&str) -> Option<String>) 
             .await
             .with_context(|| format!("database `{database}`: cannot create the key-value table"))?;
     }
-    let engine = Runtime::new_engine(manifest.server.compile_cache.as_deref())?;
+    let engine = Runtime::new_engine(manifest)?;
     let runtime = Runtime::new(engine, manifest, &pools, env)?;
     Ok(Arc::new(runtime))
 }

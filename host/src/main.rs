@@ -110,7 +110,7 @@ fn check(manifest: &host::Manifest, path: &std::path::Path) -> anyhow::Result<()
     if let Err(e) = manifest.database_urls(env) {
         problems.push(e.to_string());
     }
-    let engine = host::Runtime::new_engine(manifest.server.compile_cache.as_deref())?;
+    let engine = host::Runtime::new_engine(manifest)?;
     if let Err(link) = host::runtime::link_components(&engine, &manifest.component) {
         problems.extend(link);
     }

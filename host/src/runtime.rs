@@ -18,7 +18,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::config::{ComponentConfig, Limits, Manifest};
+use crate::config::{ComponentConfig, InstanceAllocation, Limits, Manifest};
 use crate::guest_log::GuestLog;
 use crate::handlers::{CompletedBody, GuestBody, GuestOutcome, GuestRequestBody, Handler};
 use crate::identity::{IdentityVerifier, Verdict};
@@ -202,11 +202,14 @@ impl Runtime {
     /// The engine every component runs on. With `compile_cache`, compiled
     /// code is kept on disk, keyed by the component's bytes and the engine's
     /// settings, so a restart with unchanged components compiles nothing.
-    pub fn new_engine(compile_cache: Option<&std::path::Path>) -> wasmtime::Result<Engine> {
+    pub fn new_engine(manifest: &Manifest) -> wasmtime::Result<Engine> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model_async(true);
-        if let Some(dir) = compile_cache {
+        if manifest.server.instance_allocation == InstanceAllocation::Pooling {
+            config.allocation_strategy(pooling(manifest));
+        }
+        if let Some(dir) = manifest.server.compile_cache.as_deref() {
             std::fs::create_dir_all(dir)?;
             let dir = std::path::absolute(dir)?;
             let mut cache = wasmtime::CacheConfig::new();
@@ -515,6 +518,41 @@ impl Runtime {
         }
     }
 }
+
+/// Instance slots made ahead of time, sized from the manifest: one per
+/// request the host may run at once (and a few spare), each memory slot as
+/// large as the largest component may grow. An instance then costs no
+/// `mmap`, and its memory starts as a copy-on-write image of the
+/// component's initial data instead of being written afresh.
+fn pooling(manifest: &Manifest) -> wasmtime::InstanceAllocationStrategy {
+    let limits = &manifest.limits;
+    let instances = u32::try_from(limits.max_concurrent_requests).unwrap_or(u32::MAX).saturating_add(8);
+    let largest_memory = manifest
+        .component
+        .values()
+        .map(|c| c.memory_bytes.unwrap_or(limits.memory_bytes))
+        .max()
+        .unwrap_or(limits.memory_bytes);
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    // A component built by the usual toolchains is a handful of core
+    // instances (the program, the WASI adapter, shims), each with at most
+    // one memory and a table or two.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(instances.saturating_mul(2))
+        .max_memories_per_component(2)
+        .total_tables(instances.saturating_mul(4))
+        .max_tables_per_component(4)
+        // WASIp3 guests run their tasks on fibers: a few stacks each.
+        .total_stacks(instances.saturating_mul(4))
+        .max_memory_size(largest_memory)
+        .max_core_instance_size(1 << 20)
+        .max_component_instance_size(1 << 20);
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
+}
+
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 
 /// Explains why a guest ended without answering.
 fn guest_failure(joined: Result<wasmtime::Result<()>, tokio::task::JoinError>, budget_ms: u64) -> HostError {

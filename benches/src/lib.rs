@@ -1,0 +1,112 @@
+//! What the benchmarks share: a closed-loop HTTP/1.1 load generator over
+//! keep-alive connections, its tally, and a thread's CPU time. Nothing
+//! here asserts a speed; the binaries report what they measure.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+#[derive(Default)]
+/// Latencies of the requests that succeeded, and the failures.
+pub struct Tally {
+    pub latencies: Vec<Duration>,
+    pub errors: u64,
+    /// Time measured, summed over rounds.
+    pub elapsed: Duration,
+}
+
+impl Tally {
+    pub fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile(&mut self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        self.latencies.sort_unstable();
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+/// Keeps `connections` keep-alive connections busy for `duration`.
+pub async fn load(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Tally> {
+    let deadline = Instant::now() + duration;
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let path = path.to_owned();
+        let headers = headers.to_vec();
+        workers.push(tokio::spawn(async move { one_connection(addr, &path, &headers, deadline).await }));
+    }
+    let mut tally = Tally::default();
+    for worker in workers {
+        tally.merge(worker.await??);
+    }
+    Ok(tally)
+}
+
+async fn one_connection(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    deadline: Instant,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let mut sender = connect(addr).await?;
+    while Instant::now() < deadline {
+        let mut request = http::Request::get(path).header("host", addr.to_string());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let started = Instant::now();
+        let outcome = async {
+            let response = sender.send_request(request.body(Empty::<Bytes>::new())?).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            anyhow::Ok(status)
+        }
+        .await;
+        match outcome {
+            Ok(status) if status.is_success() => tally.latencies.push(started.elapsed()),
+            Ok(_) => tally.errors += 1,
+            Err(_) => {
+                tally.errors += 1;
+                sender = connect(addr).await?;
+            }
+        }
+    }
+    Ok(tally)
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Empty<Bytes>>> {
+    let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// CPU time this thread has run, from the kernel's scheduler statistics.
+pub fn thread_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let nanos = stat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    Duration::from_nanos(nanos)
+}
