@@ -9,6 +9,7 @@
 //! admin_listen = "127.0.0.1:9081"  # /healthz, /readyz, /metrics
 //! drain_seconds = 30                # after SIGTERM, time for requests in flight
 //! instance_allocation = "pooling"   # or "on-demand"
+//! reload_poll_seconds = 2           # reload on a changed file (0: on SIGHUP only)
 //!
 //! [limits]
 //! memory_bytes = 67108864   # linear memory a single instance may grow to
@@ -129,6 +130,15 @@ pub struct ServerConfig {
     /// `on-demand` maps memory for each instance.
     #[serde(default)]
     pub instance_allocation: InstanceAllocation,
+    /// How often (seconds) the manifest and component files are checked
+    /// for changes, which are then loaded and swapped in; 0 leaves it to
+    /// SIGHUP alone.
+    #[serde(default = "default_reload_poll_seconds")]
+    pub reload_poll_seconds: u64,
+}
+
+fn default_reload_poll_seconds() -> u64 {
+    2
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -148,6 +158,7 @@ impl Default for ServerConfig {
             drain_seconds: default_drain_seconds(),
             compile_cache: None,
             instance_allocation: InstanceAllocation::default(),
+            reload_poll_seconds: default_reload_poll_seconds(),
         }
     }
 }

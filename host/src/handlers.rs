@@ -71,21 +71,26 @@ impl Handler {
         slots: impl Send + 'static,
     ) -> tokio::task::JoinHandle<wasmtime::Result<()>> {
         let handler = self.clone();
-        tokio::spawn(async move {
-            // The request's concurrency slots are held until the guest has
-            // ended, body and all, not just until its response head.
-            let _slots = slots;
-            let run = async {
-                match handler {
-                    Handler::P2(pre) => run_p2(&pre, &mut store, req, answer).await,
-                    Handler::P3(pre) => run_p3(&pre, &mut store, req, answer).await,
+        // The guest's host calls log inside the request's span.
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                // The request's concurrency slots are held until the guest has
+                // ended, body and all, not just until its response head.
+                let _slots = slots;
+                let run = async {
+                    match handler {
+                        Handler::P2(pre) => run_p2(&pre, &mut store, req, answer).await,
+                        Handler::P3(pre) => run_p3(&pre, &mut store, req, answer).await,
+                    }
+                };
+                match tokio::time::timeout(budget, run).await {
+                    Ok(result) => result,
+                    Err(_) => Err(wasmtime::Trap::Interrupt.into()),
                 }
-            };
-            match tokio::time::timeout(budget, run).await {
-                Ok(result) => result,
-                Err(_) => Err(wasmtime::Trap::Interrupt.into()),
-            }
-        })
+            },
+            span,
+        ))
     }
 }
 

@@ -27,6 +27,7 @@ use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTab
 
 use crate::bindings::fermyon::spin::key_value as wit2;
 use crate::bindings::spin::key_value::key_value as wit3;
+use crate::host_call::traced;
 
 const MAX_KEY_BYTES: usize = 255;
 const MAX_VALUE_BYTES: usize = 1 << 20;
@@ -291,59 +292,70 @@ fn check_key(key: &str) -> Result<(), KvError> {
 
 impl GuestStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        check_key(key)?;
-        sqlx::query_scalar("SELECT value FROM spin_key_value WHERE store = $1 AND key = $2")
-            .bind(&self.label)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(database_error)
+        traced("key-value", "get", async {
+            check_key(key)?;
+            sqlx::query_scalar("SELECT value FROM spin_key_value WHERE store = $1 AND key = $2")
+                .bind(&self.label)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(database_error)
+        })
+        .await
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        check_key(key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(KvError::Other(format!("values are at most {MAX_VALUE_BYTES} bytes")));
-        }
-        sqlx::query(
-            "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (store, key) DO UPDATE SET value = EXCLUDED.value",
-        )
-        .bind(&self.label)
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(database_error)
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), KvError> {
-        check_key(key)?;
-        sqlx::query("DELETE FROM spin_key_value WHERE store = $1 AND key = $2")
+        traced("key-value", "set", async {
+            check_key(key)?;
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(KvError::Other(format!("values are at most {MAX_VALUE_BYTES} bytes")));
+            }
+            sqlx::query(
+                "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (store, key) DO UPDATE SET value = EXCLUDED.value",
+            )
             .bind(&self.label)
             .bind(key)
+            .bind(value)
             .execute(&self.pool)
             .await
             .map(drop)
             .map_err(database_error)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        traced("key-value", "delete", async {
+            check_key(key)?;
+            sqlx::query("DELETE FROM spin_key_value WHERE store = $1 AND key = $2")
+                .bind(&self.label)
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(database_error)
+        })
+        .await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, KvError> {
-        check_key(key)?;
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = $1 AND key = $2)")
-            .bind(&self.label)
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(database_error)
+        traced("key-value", "exists", async {
+            check_key(key)?;
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = $1 AND key = $2)")
+                .bind(&self.label)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(database_error)
+        })
+        .await
     }
 
     async fn keys(&self) -> Result<Vec<String>, KvError> {
-        sqlx::query_scalar("SELECT key FROM spin_key_value WHERE store = $1 ORDER BY key")
+        let keys = sqlx::query_scalar("SELECT key FROM spin_key_value WHERE store = $1 ORDER BY key")
             .bind(&self.label)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(database_error)
+            .fetch_all(&self.pool);
+        traced("key-value", "get-keys", async { keys.await.map_err(database_error) }).await
     }
 }

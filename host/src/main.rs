@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -51,23 +52,8 @@ async fn serve() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let args = Args::parse();
-    let (mut manifest, source) = match &args.from {
-        Some(spin_toml) => {
-            let manifest =
-                host::spin_app::load(spin_toml, args.runtime_config_file.as_deref(), |k| std::env::var(k).ok())?;
-            (manifest, spin_toml.clone())
-        }
-        None => (host::Manifest::load(&args.manifest)?, args.manifest.clone()),
-    };
-    if let Some(listen) = args.listen {
-        manifest.server.listen = listen;
-    }
-    if let Some(admin) = args.admin_listen {
-        manifest.server.admin_listen = admin;
-    }
-    if let Some(dir) = args.compile_cache {
-        manifest.server.compile_cache = Some(dir);
-    }
+    let (manifest, files) = load(&args)?;
+    let source = args.from.clone().unwrap_or_else(|| args.manifest.clone());
     if args.check {
         return check(&manifest, &source);
     }
@@ -79,21 +65,67 @@ async fn serve() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (admin)", manifest.server.admin_listen))?;
     tracing::info!(address = %listener.local_addr()?, admin = %admin.local_addr()?, "host listening");
+    let live = host::live::Live::new(runtime);
+
+    // A changed manifest or component (or SIGHUP) is loaded whole and
+    // swapped in; addresses stay as they were at start.
+    let poll = (manifest.server.reload_poll_seconds > 0)
+        .then(|| std::time::Duration::from_secs(manifest.server.reload_poll_seconds));
+    let (listen, admin_listen) = (manifest.server.listen, manifest.server.admin_listen);
+    let reload_args = Arc::new(args);
+    tokio::spawn(host::live::watch(live.clone(), poll, files, move || {
+        let args = reload_args.clone();
+        async move {
+            let (manifest, files) = load(&args)?;
+            if (manifest.server.listen, manifest.server.admin_listen) != (listen, admin_listen) {
+                tracing::warn!("listen addresses change only with a restart; the old ones stay");
+            }
+            Ok((host::prepare(&manifest, |k| std::env::var(k).ok()).await?, files))
+        }
+    }));
+
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(host::server::serve_admin(runtime.clone(), admin, async {
+    let admin_task = tokio::spawn(host::server::serve_admin(live.clone(), admin, async {
         let _ = admin_stopped.await;
     }));
-    let draining = runtime.clone();
+    let draining = live.clone();
     let grace = std::time::Duration::from_secs(manifest.server.drain_seconds);
     let shutdown = async move {
         shutdown_signal().await;
         // Say not ready at once, while requests in flight finish.
         draining.start_draining();
     };
-    host::server::serve(runtime, listener, shutdown, grace).await;
+    host::server::serve(live, listener, shutdown, grace).await;
     let _ = stop_admin.send(());
     let _ = admin_task.await;
     Ok(())
+}
+
+/// The manifest the arguments name, with their overrides, and the files
+/// it came from (the manifest or `spin.toml` and its runtime config, and
+/// every component), which a reload watches.
+fn load(args: &Args) -> anyhow::Result<(host::Manifest, Vec<PathBuf>)> {
+    let (mut manifest, mut files) = match &args.from {
+        Some(spin_toml) => {
+            let manifest =
+                host::spin_app::load(spin_toml, args.runtime_config_file.as_deref(), |k| std::env::var(k).ok())?;
+            let mut files = vec![spin_toml.clone()];
+            files.extend(args.runtime_config_file.clone());
+            (manifest, files)
+        }
+        None => (host::Manifest::load(&args.manifest)?, vec![args.manifest.clone()]),
+    };
+    if let Some(listen) = args.listen {
+        manifest.server.listen = listen;
+    }
+    if let Some(admin) = args.admin_listen {
+        manifest.server.admin_listen = admin;
+    }
+    if let Some(dir) = &args.compile_cache {
+        manifest.server.compile_cache = Some(dir.clone());
+    }
+    files.extend(manifest.component.values().map(|c| c.file.clone()));
+    Ok((manifest, files))
 }
 
 /// Everything `--check` finds, reported at once: variables and database

@@ -61,6 +61,8 @@ pub async fn connect_pools(
 pub fn connect_options(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
     // The URL may hold a password: never echo it in the error.
     let mut options: PgConnectOptions = url.parse().map_err(|_| anyhow::anyhow!("invalid URL"))?;
+    // sqlx would log each statement's text, a guest's SQL included.
+    options = sqlx::ConnectOptions::disable_statement_logging(options);
     if let Some(mode) = config.ssl_mode {
         options = options.ssl_mode(mode.into());
     }

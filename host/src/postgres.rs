@@ -23,6 +23,7 @@ use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTab
 use crate::bindings::spin::postgres4_2_0::postgres::{
     self as wit, DbDataType, DbError, DbValue, Error, ParameterValue, QueryError, RangeBoundKind, RowSet,
 };
+use crate::host_call::traced;
 
 /// The pools one component may use, by the names its manifest grants.
 #[derive(Debug, Clone, Default)]
@@ -154,7 +155,7 @@ impl PostgresView<'_> {
             Ok(reserved) => reserved,
             Err(e) => return Ok(Err(e)),
         };
-        let conn = acquire(reserved, address).await;
+        let conn = traced("postgres", "open", acquire(reserved, address)).await;
         self.admit(conn)
     }
 
@@ -185,7 +186,7 @@ impl PostgresView<'_> {
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let session = self.session(conn)?;
         let mut session = session.lock().await;
-        Ok(run_query(&mut session, statement, params).await)
+        Ok(traced("postgres", "query", run_query(&mut session, statement, params)).await)
     }
 
     pub(crate) async fn execute(
@@ -196,7 +197,7 @@ impl PostgresView<'_> {
     ) -> wasmtime::Result<Result<u64, Error>> {
         let session = self.session(conn)?;
         let mut session = session.lock().await;
-        Ok(run_execute(&mut session, statement, params).await)
+        Ok(traced("postgres", "execute", run_execute(&mut session, statement, params)).await)
     }
 
     pub(crate) fn close(&mut self, conn: Resource<GuestConnection>) -> wasmtime::Result<()> {
@@ -326,7 +327,7 @@ async fn open_async<T: Send>(
         Ok(reserved) => reserved,
         Err(e) => return Ok(Err(e)),
     };
-    let conn = acquire(reserved, &address).await;
+    let conn = traced("postgres", "open", acquire(reserved, &address)).await;
     accessor.with(|mut access| access.get().admit(conn))
 }
 

@@ -330,6 +330,13 @@ impl Runtime {
         self.metrics.render(&pools)
     }
 
+    /// Closes the database pools, once no request uses this runtime.
+    pub async fn close_pools(&self) {
+        for pool in self.pools.values() {
+            pool.close().await;
+        }
+    }
+
     /// Records an address the host listens on, which guests may not call.
     pub fn add_own_listener(&self, addr: SocketAddr) {
         self.own_listeners.add(addr);

@@ -11,19 +11,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::runtime::Runtime;
+use crate::live::Live;
 
 /// Serves until `shutdown` resolves, then stops accepting and gives the
 /// requests in flight up to `grace` to finish; what is still running then
 /// is cut.
 pub async fn serve(
-    runtime: Arc<Runtime>,
+    live: Arc<Live>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     grace: std::time::Duration,
 ) {
     if let Ok(addr) = listener.local_addr() {
-        runtime.add_own_listener(addr);
+        live.add_own_listener(addr);
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -39,9 +39,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let runtime = runtime.clone();
+        let live = live.clone();
         let service = service_fn(move |req| {
-            let runtime = runtime.clone();
+            // The runtime current now serves this request to its end.
+            let runtime = live.current();
             async move { Ok::<_, std::convert::Infallible>(runtime.handle(req, Some(peer)).await) }
         });
         let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
@@ -60,7 +61,7 @@ pub async fn serve(
 }
 
 /// Serves the admin endpoints until `shutdown` resolves.
-pub async fn serve_admin(runtime: Arc<Runtime>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn serve_admin(live: Arc<Live>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -73,9 +74,9 @@ pub async fn serve_admin(runtime: Arc<Runtime>, listener: TcpListener, shutdown:
             },
             () = &mut shutdown => break,
         };
-        let runtime = runtime.clone();
+        let live = live.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let runtime = runtime.clone();
+            let runtime = live.current();
             async move { Ok::<_, std::convert::Infallible>(admin(&runtime, req.uri().path()).await) }
         });
         tokio::spawn(async move {
@@ -84,7 +85,7 @@ pub async fn serve_admin(runtime: Arc<Runtime>, listener: TcpListener, shutdown:
     }
 }
 
-async fn admin(runtime: &Runtime, path: &str) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+async fn admin(runtime: &crate::Runtime, path: &str) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let (status, content_type, body) = match path {
         "/healthz" => (200, "text/plain", "ok\n".to_owned()),
         "/readyz" => match runtime.ready().await {

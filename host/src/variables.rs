@@ -50,6 +50,13 @@ impl<T: Send> wit3::HostWithStore<T> for HasVariables {
 }
 
 fn lookup(values: &BTreeMap<String, String>, name: &str) -> Result<String, Error> {
+    let started = std::time::Instant::now();
+    let found = find(values, name);
+    crate::host_call::record("variables", "get", found.is_ok(), started);
+    found
+}
+
+fn find(values: &BTreeMap<String, String>, name: &str) -> Result<String, Error> {
     // Spin's rule for names: lower-case ASCII letters, digits and `_`,
     // starting with a letter.
     let valid = name.starts_with(|c: char| c.is_ascii_lowercase())

@@ -324,7 +324,8 @@ impl RunningHost {
         let admin_addr = admin.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(host::server::serve_admin(runtime.clone(), admin, async {
+        let live = host::live::Live::new(runtime.clone());
+        tokio::spawn(host::server::serve_admin(live.clone(), admin, async {
             let _ = admin_stopped.await;
         }));
         let shutdown = async move {
@@ -332,7 +333,7 @@ impl RunningHost {
             let _ = stop_admin.send(());
         };
         let grace = Duration::from_secs(manifest.server.drain_seconds);
-        let task = tokio::spawn(host::server::serve(runtime.clone(), listener, shutdown, grace));
+        let task = tokio::spawn(host::server::serve(live, listener, shutdown, grace));
         Ok(Self { addr, admin_addr, runtime, stop: Some(stop), task: Some(task) })
     }
 
@@ -488,6 +489,65 @@ impl SpinAppProcess {
 
 fn free_loopback_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The host binary serving a manifest written to a folder of its own,
+/// which a test may rewrite; its log goes to `host.log` there.
+pub struct HostProcess {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    process: ChildProcess,
+}
+
+impl HostProcess {
+    pub fn start(binary: &Path, manifest: &str, env: &[(&str, &str)]) -> Self {
+        let (addr, admin_addr) = (free_loopback_port(), free_loopback_port());
+        let dir = ChildProcess::folder("host");
+        std::fs::write(dir.join("host.toml"), manifest).unwrap();
+        let log = std::fs::File::create(dir.join("host.log")).unwrap();
+        let mut command = Command::new(binary);
+        command
+            .arg("--manifest")
+            .arg(dir.join("host.toml"))
+            .args(["--listen", &addr.to_string(), "--admin-listen", &admin_addr.to_string()])
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut process = ChildProcess::spawn(command, dir, "the host");
+        process.wait_listening(addr, "the host");
+        Self { addr, admin_addr, process }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Replaces the manifest the host was started with.
+    pub fn write_manifest(&self, manifest: &str) {
+        // Written aside and renamed into place, as a ConfigMap update is.
+        let staged = self.process.dir().join("host.toml.new");
+        std::fs::write(&staged, manifest).unwrap();
+        std::fs::rename(staged, self.process.dir().join("host.toml")).unwrap();
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`) to the host.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.process.child.id().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("running kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// What the host has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.process.dir().join("host.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
 }
 
 /// The proxy binary with the configuration `cargo xtask run` uses

@@ -147,7 +147,12 @@ async fn call(runtime: &Runtime, path: &str) -> anyhow::Result<()> {
 async fn over_sockets(args: &Args, runtime: Arc<Runtime>) -> anyhow::Result<()> {
     let host_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let host_addr = host_listener.local_addr()?;
-    tokio::spawn(host::server::serve(runtime, host_listener, std::future::pending(), Duration::ZERO));
+    tokio::spawn(host::server::serve(
+        host::live::Live::new(runtime),
+        host_listener,
+        std::future::pending(),
+        Duration::ZERO,
+    ));
     let native_addr = serve_native().await?;
 
     println!(

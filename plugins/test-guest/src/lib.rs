@@ -24,6 +24,12 @@ fn handle(req: Request) -> Response {
         ["huge-declared", bytes] => huge(bytes.parse().unwrap_or(0), true),
         ["echo"] => echo(&req),
         ["variable", name] => variable(name),
+        // Answers after `ms` milliseconds with the `greeting` variable as
+        // its instance saw it: a request in flight across a reload.
+        ["sleep", ms] => {
+            std::thread::sleep(std::time::Duration::from_millis(ms.parse().unwrap_or(0)));
+            variable("greeting")
+        }
         ["env", name] => reply(200, Ok(json!(std::env::var(name).ok()))),
         ["outbound"] => outbound(&req),
         ["kv", "set", key, value] => reply(200, kv(|s| s.set(key, value.as_bytes()).map(|()| json!("set")))),
