@@ -39,6 +39,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A response goes out as a head and body chunks: without this,
+        // Nagle's algorithm holds the last small write for the client's
+        // delayed ACK (some 40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let live = live.clone();
         let service = service_fn(move |req| {
             // The runtime current now serves this request to its end.

@@ -98,6 +98,35 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A PostgreSQL server of the test's own (with TLS), for what cannot be
+/// done to the shared one: restarting it, or connecting to it under TLS
+/// settings of its own. Stopped and its folder removed when dropped.
+pub struct PrivatePostgres {
+    pub server: devpg::PostgresServer,
+    dir: PathBuf,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("gatehouse-postgres-{}", uuid::Uuid::new_v4().simple()));
+        let server = devpg::PostgresServer::start(&dir).expect("starting a private PostgreSQL server");
+        server.ensure_database("app").expect("creating a database");
+        Self { server, dir }
+    }
+
+    /// The URL of its `app` database.
+    pub fn url(&self) -> String {
+        self.server.url("app")
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.server.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Where the built components are: `GATEHOUSE_COMPONENTS_DIR`, or the
 /// workspace's `target/wasm32-wasip2/release`.
 pub fn components_dir() -> PathBuf {

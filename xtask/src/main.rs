@@ -11,7 +11,6 @@
 //! in one line what is missing.
 
 mod deploy_checks;
-mod postgres;
 mod prerequisites;
 mod signing_key;
 
@@ -23,8 +22,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::postgres::PostgresServer;
-use crate::prerequisites::{AIOSMTPD, CMAKE, POSTGRESQL, SMTP_SERVER_PYTHON, ensure_packages, ensure_wasm_target};
+use crate::prerequisites::{
+    AIOSMTPD, CMAKE, OPENSSL, POSTGRESQL, SMTP_SERVER_PYTHON, ensure_packages, ensure_wasm_target,
+};
+use devpg::PostgresServer;
 
 const USAGE: &str = "usage: cargo xtask <run [--release] | test | bench [load options] | build-plugins>";
 
@@ -131,7 +132,7 @@ impl Platform {
         let database_url = std::env::var("DATABASE_URL").ok();
         let mut needed = vec![&CMAKE];
         if database_url.is_none() {
-            needed.push(&POSTGRESQL);
+            needed.extend([&POSTGRESQL, &OPENSSL]);
         }
         ensure_packages(&needed)?;
         build_plugins()?;
@@ -258,13 +259,19 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the platform in release mode and measures the proxy against the
-/// host it fronts, side by side (see `benches/`).
+/// Measures the host alone against native code, then starts the platform
+/// in release mode and measures the proxy against the host it fronts, side
+/// by side (see `benches/`).
 fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     step("building the load generator");
     let mut build = cargo();
     build.args(["build", "--locked", "--release", "-p", "benches"]);
     run(build)?;
+    build_plugins()?;
+    step("measuring the host alone: start-up, instantiate + call, hello world vs native hyper");
+    let mut hostbench = Command::new(project_root().join("target/release/gatehouse-hostbench"));
+    hostbench.current_dir(project_root()).arg("--components").arg(components_dir());
+    run(hostbench)?;
     let mut platform = Platform::start(true)?;
     step("measuring: host directly vs through the proxy");
     let mut load = Command::new(project_root().join("target/release/gatehouse-load"));
@@ -329,7 +336,7 @@ fn identity_key(state_dir: &Path) -> anyhow::Result<String> {
     let path = state_dir.join("identity_key");
     if !path.exists() {
         std::fs::create_dir_all(state_dir)?;
-        let key: String = crate::postgres::random_bytes(32)?.iter().map(|b| format!("{b:02x}")).collect();
+        let key: String = devpg::random_bytes(32)?.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(&path, key)?;
     }
     eprintln!("{IDENTITY_KEY_ENV} not set: using the development key in .gatehouse/identity_key");
@@ -387,7 +394,7 @@ impl Children {
 }
 
 fn test_everything() -> anyhow::Result<()> {
-    ensure_packages(&[&CMAKE, &POSTGRESQL, &AIOSMTPD])?;
+    ensure_packages(&[&CMAKE, &POSTGRESQL, &OPENSSL, &AIOSMTPD])?;
     ensure_wasm_target()?;
 
     step("formatting");

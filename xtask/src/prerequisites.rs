@@ -1,7 +1,6 @@
 //! What the commands need from the machine, and installing what is missing
 //! when we may (root on Debian); otherwise one line saying what to do.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
@@ -16,6 +15,8 @@ pub struct Package {
 
 pub const CMAKE: Package = Package { name: "cmake", present: || on_path("cmake") };
 pub const POSTGRESQL: Package = Package { name: "postgresql", present: || postgres_bin_dir().is_some() };
+/// The private PostgreSQL server's TLS certificate is made with it.
+pub const OPENSSL: Package = Package { name: "openssl", present: || on_path("openssl") };
 /// A real SMTP server for the mail tests (Debian's Python runs it).
 pub const AIOSMTPD: Package =
     Package { name: "python3-aiosmtpd", present: || command_succeeds(SMTP_SERVER_PYTHON, &["-c", "import aiosmtpd"]) };
@@ -26,9 +27,7 @@ pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-pub fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
+pub use devpg::{is_root, postgres_bin_dir};
 
 /// Installs the missing packages with apt-get when running as root.
 pub fn ensure_packages(packages: &[&Package]) -> anyhow::Result<()> {
@@ -71,23 +70,4 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
             bail!("missing: the wasm32-wasip2 Rust target (install rustup, then `rustup target add wasm32-wasip2`)")
         }
     }
-}
-
-/// The folder with PostgreSQL's server programs: `PG_BIN_DIR` if set, else
-/// the newest of Debian's `/usr/lib/postgresql/<version>/bin`.
-pub fn postgres_bin_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
 }

@@ -10,7 +10,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 
 /// A fresh key pair as PKCS#8 PEM.
 pub fn generate_pem() -> anyhow::Result<String> {
-    let seed: [u8; 32] = crate::postgres::random_bytes(32)?.try_into().expect("32 bytes");
+    let seed: [u8; 32] = devpg::random_bytes(32)?.try_into().expect("32 bytes");
     let key = SigningKey::from_bytes(&seed);
     Ok(key.to_pkcs8_pem(Default::default()).context("encoding the signing key")?.to_string())
 }

@@ -1,6 +1,8 @@
-//! A private PostgreSQL server for `run` and `test`: initialised on first use
-//! in a folder of ours, listening on loopback only, password-protected, and
-//! stopped with a fast shutdown when we are done.
+//! A private PostgreSQL server for `cargo xtask run` and the tests:
+//! initialised on first use in a folder of ours, listening on loopback
+//! only, password-protected, offering TLS with a certificate of its own
+//! test CA, and stopped with a fast shutdown when we are done. Tests also
+//! restart it, to see clients heal.
 
 use std::fs;
 use std::io::Read as _;
@@ -10,8 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-
-use crate::prerequisites::{is_root, postgres_bin_dir};
 
 const SUPERUSER: &str = "postgres";
 
@@ -40,8 +40,9 @@ impl PostgresServer {
         }
         let password = fs::read_to_string(&password_file)?.trim().to_owned();
         let mut server = Self { bin, root, child: None, port: free_port()?, password, as_postgres_user };
+        server.ensure_tls()?;
         if as_postgres_user {
-            crate::run({
+            run_quiet({
                 let mut c = Command::new("chown");
                 c.args(["-R", "postgres:postgres"]).arg(&server.root);
                 c
@@ -64,21 +65,128 @@ impl PostgresServer {
                 .arg(&data)
                 .args(["-U", SUPERUSER, "--auth=scram-sha-256", "-E", "UTF8", "--no-sync", "--pwfile"])
                 .arg(&password_file);
-            crate::run_quiet(initdb).context("initdb failed")?;
+            run_quiet(initdb).context("initdb failed")?;
         }
-        let log = fs::File::create(server.root.join("server.log"))?;
-        let mut postgres = server.command("postgres");
+        server.launch()?;
+        Ok(server)
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.root.join("server.log"))?;
+        let tls = self.tls_dir();
+        let mut postgres = self.command("postgres");
         postgres
             .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .arg(self.root.join("data"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200"])
+            .args(["-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", tls.join("server.crt").display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", tls.join("server.key").display()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        server.child = Some(postgres.spawn().context("starting postgres")?);
-        server.wait_ready()?;
-        Ok(server)
+        self.child = Some(postgres.spawn().context("starting postgres")?);
+        self.wait_ready()
+    }
+
+    /// Stops the server and starts it again on the same port and data, as
+    /// an operator's restart or a managed database's failover would.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.launch()
+    }
+
+    /// Where the server's TLS material is: `ca.pem` (the CA its certificate
+    /// chains to, for `localhost` and `127.0.0.1`), and `other-ca.pem`, a
+    /// CA it has nothing to do with.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
+    /// Makes the test CAs and the server's certificate, once, with the
+    /// `openssl` command.
+    fn ensure_tls(&self) -> anyhow::Result<()> {
+        let dir = self.tls_dir();
+        if dir.join("server.key").exists() {
+            return Ok(());
+        }
+        fs::create_dir_all(&dir)?;
+        let openssl = |args: &[&str]| {
+            let mut c = Command::new("openssl");
+            c.current_dir(&dir).args(args);
+            run_quiet(c).context("making the test server's certificate (is `openssl` installed?)")
+        };
+        let new_ca = |name: &str| {
+            let key = format!("{name}.key");
+            let pem = format!("{name}.pem");
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "3650",
+                "-subj",
+                &format!("/CN=gatehouse {name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+            ])
+        };
+        new_ca("ca")?;
+        new_ca("other-ca")?;
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ])?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ])?;
+        // The server refuses a key others may read.
+        run_quiet({
+            let mut c = Command::new("chmod");
+            c.arg("600").arg(dir.join("server.key"));
+            c
+        })
     }
 
     /// A program from PostgreSQL's folder, run as `postgres` when we are root.
@@ -135,7 +243,7 @@ impl PostgresServer {
         };
         let exists = psql(&format!("SELECT 1 FROM pg_database WHERE datname = '{database}'")).output()?;
         if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
-            crate::run_quiet(psql(&format!("CREATE DATABASE \"{database}\"")))?;
+            run_quiet(psql(&format!("CREATE DATABASE \"{database}\"")))?;
         }
         Ok(())
     }
@@ -166,4 +274,42 @@ pub fn random_bytes(count: usize) -> anyhow::Result<Vec<u8>> {
     let mut buf = vec![0u8; count];
     fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf)
+}
+
+/// Runs a command, showing its output only if it fails.
+fn run_quiet(mut cmd: Command) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "`{:?}` failed ({}):\n{}{}",
+            cmd.get_program(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// The folder with PostgreSQL's server programs: `PG_BIN_DIR` if set, else
+/// the newest of Debian's `/usr/lib/postgresql/<version>/bin`.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
 }
