@@ -1,5 +1,5 @@
 """Checks of terraform/: every file parses (python-hcl2), checkov passes
-with justified skips only, the root module is wired to its modules (inputs
+with justified skips only, every module call is wired to its module (inputs
 declared, required ones given, outputs that exist), the Helm aws overlay
 reads only outputs the root module produces, and the security defaults the
 platform promises are in the code.
@@ -109,20 +109,27 @@ def main() -> int:
             for name, body in named_blocks(parsed, "output").items():
                 assert strip(body.get("description", "")), f"{module}: output {name}"
 
-    @checks.check("the root module gives each module the inputs it declares, and reads outputs that exist")
+    @checks.check("every module call gives the module the inputs it declares, and reads outputs that exist")
     def _():
-        text = "\n".join(p.read_text() for p in PROD.glob("*.tf"))
-        calls = named_blocks(prod, "module")
-        for name, body in calls.items():
-            module = modules[str((PROD / strip(body["source"])).resolve().relative_to(TERRAFORM))]
-            declared = named_blocks(module, "variable")
-            given = {k for k in body if not k.startswith("__") and k not in ("source", "version", "depends_on", "providers")}
-            assert given <= set(declared), f"module {name}: unknown inputs {sorted(given - set(declared))}"
-            required = {v for v, spec in declared.items() if "default" not in spec}
-            assert required <= given, f"module {name}: missing inputs {sorted(required - given)}"
-            outputs = set(named_blocks(module, "output"))
-            for used in set(re.findall(rf"module\.{name}\.(\w+)", text)):
-                assert used in outputs, f"module.{name}.{used} is not an output of {strip(body['source'])}"
+        calls = 0
+        for caller, parsed in modules.items():
+            directory = TERRAFORM / caller
+            text = "\n".join(p.read_text() for p in directory.glob("*.tf"))
+            for name, body in named_blocks(parsed, "module").items():
+                source = strip(body["source"])
+                if not source.startswith("."):
+                    continue
+                module = modules[str((directory / source).resolve().relative_to(TERRAFORM))]
+                declared = named_blocks(module, "variable")
+                given = {k for k in body if not k.startswith("__") and k not in ("source", "version", "depends_on", "providers")}
+                assert given <= set(declared), f"{caller}: module {name}: unknown inputs {sorted(given - set(declared))}"
+                required = {v for v, spec in declared.items() if "default" not in spec}
+                assert required <= given, f"{caller}: module {name}: missing inputs {sorted(required - given)}"
+                outputs = set(named_blocks(module, "output"))
+                for used in set(re.findall(rf"module\.{name}\.(\w+)", text)):
+                    assert used in outputs, f"{caller}: module.{name}.{used} is not an output of {source}"
+                calls += 1
+        return f"{calls} calls"
 
     @checks.check("every output the Helm aws overlay and the chart read is an output of terraform/envs/prod, by the same name")
     def _():
@@ -139,14 +146,14 @@ def main() -> int:
         assert set(example) <= outputs and wanted <= set(example), "the example outputs and the root module's differ"
         return f"{len(wanted)} outputs"
 
-    @checks.check("security defaults: RDS, EKS, ALB, S3 and no static AWS keys")
+    @checks.check("security defaults: RDS, EKS, ALB, KMS, IRSA, S3 and no static AWS keys")
     def _():
         rds = resources(modules["modules/rds"], "aws_db_instance")["this"]
         for key, value in {"multi_az": True, "publicly_accessible": False, "deletion_protection": True, "storage_encrypted": True,
                            "iam_database_authentication_enabled": True, "performance_insights_enabled": True,
                            "manage_master_user_password": True, "skip_final_snapshot": False}.items():
             assert unwrap(rds[key]) is value, f"RDS {key}"
-        assert "aws_kms_key" in strip(rds["kms_key_id"]), "RDS encrypted with its own KMS key"
+        assert strip(rds["kms_key_id"]) == "${module.kms.arn}", "RDS encrypted with its own KMS key"
         assert unwrap(named_blocks(prod, "module")["rds"]["backup_retention_days"]) == 7, "seven days of backups"
         params = {strip(p["name"]): strip(p["value"]) for p in resources(modules["modules/rds"], "aws_db_parameter_group")["this"]["parameter"]}
         assert params.get("rds.force_ssl") == "1", "TLS required"
@@ -163,6 +170,21 @@ def main() -> int:
         http = resources(modules["modules/edge"], "aws_lb_listener")["http"]
         assert strip(unwrap(http["default_action"])["type"]) == "redirect"
         assert "TLS13" in strip(resources(modules["modules/edge"], "aws_lb_listener")["https"]["ssl_policy"])
+
+        # Customer-managed keys: made by modules/kms only, rotated, with a key
+        # policy; each module that encrypts data has a key of its own.
+        for module, parsed in modules.items():
+            keys = resources(parsed, "aws_kms_key")
+            assert module == "modules/kms" or not keys, f"{module}: a KMS key made outside modules/kms"
+        key = resources(modules["modules/kms"], "aws_kms_key")["this"]
+        assert unwrap(key["enable_key_rotation"]) is True and "aws_iam_policy_document" in strip(key["policy"]), "KMS key rotation and policy"
+        for module in ("eks", "rds", "secrets", "storage", "observability"):
+            call = named_blocks(modules[f"modules/{module}"], "module").get("kms", {})
+            assert strip(call.get("source", "")) == "../kms", f"modules/{module} has its own KMS key"
+
+        # IRSA roles: the service account as subject and STS as audience.
+        trust = json.dumps(modules["modules/iam-role"]["data"])
+        assert "}:sub" in trust and "}:aud" in trust and "system:serviceaccount:" in trust and "sts.amazonaws.com" in trust, "IRSA trust conditions"
 
         bucket = modules["modules/storage/bucket"]
         for rtype in ("aws_s3_bucket_public_access_block", "aws_s3_bucket_versioning", "aws_s3_bucket_lifecycle_configuration",

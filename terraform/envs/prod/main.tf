@@ -38,7 +38,7 @@ module "eks" {
   source               = "../../modules/eks"
   name                 = local.name
   kubernetes_version   = var.kubernetes_version
-  private_subnet_ids   = module.network.private_subnet_ids
+  private_subnet_ids   = module.network.subnets.private.ids
   public_access_cidrs  = var.eks_public_access_cidrs
   admin_principal_arns = var.eks_admin_principal_arns
   node_instance_type   = var.node_instance_type
@@ -54,7 +54,7 @@ module "rds" {
   source                    = "../../modules/rds"
   name                      = local.name
   vpc_id                    = module.network.vpc_id
-  subnet_ids                = module.network.database_subnet_ids
+  subnet_ids                = module.network.subnets.database.ids
   client_security_group_id  = module.eks.cluster_security_group_id
   engine_version            = var.postgres_version
   instance_class            = var.rds_instance_class
@@ -72,7 +72,7 @@ module "edge" {
   domain_name        = var.domain_name
   vpc_id             = module.network.vpc_id
   vpc_cidr_block     = module.network.vpc_cidr_block
-  public_subnet_ids  = module.network.public_subnet_ids
+  public_subnet_ids  = module.network.subnets.public.ids
   proxy_port         = 8080
   proxy_admin_port   = 9091
   logs_bucket_name   = module.storage.logs_bucket_name

@@ -24,12 +24,12 @@ output "ecr_registry" {
 
 output "public_subnet_cidrs" {
   description = "Where the ALB's connections come from (the proxy's trusted proxies and NetworkPolicy)."
-  value       = module.network.public_subnet_cidrs
+  value       = module.network.subnets.public.cidrs
 }
 
 output "database_subnet_cidrs" {
   description = "Where RDS is (the NetworkPolicy egress of the host, setup Job and mailer)."
-  value       = module.network.database_subnet_cidrs
+  value       = module.network.subnets.database.cidrs
 }
 
 output "rds_address" {

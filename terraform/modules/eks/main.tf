@@ -7,25 +7,10 @@
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
-resource "aws_kms_key" "secrets" {
-  description         = "${var.name}: Kubernetes Secrets envelope encryption"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.kms_account.json
-}
-
-data "aws_iam_policy_document" "kms_account" {
-  #checkov:skip=CKV_AWS_111:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_356:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_109:the account administers its own key through IAM, as AWS's default key policy does
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+module "kms" {
+  source      = "../kms"
+  alias       = "${var.name}-eks-secrets"
+  description = "${var.name}: Kubernetes Secrets envelope encryption"
 }
 
 resource "aws_cloudwatch_log_group" "cluster" {
@@ -35,30 +20,18 @@ resource "aws_cloudwatch_log_group" "cluster" {
   kms_key_id        = var.logs_kms_key_arn
 }
 
-data "aws_iam_policy_document" "cluster_assume" {
-  statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["eks.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "cluster" {
-  name               = "${var.name}-cluster"
-  assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "cluster" {
-  role       = aws_iam_role.cluster.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+module "cluster_role" {
+  source           = "../iam-role"
+  name             = "${var.name}-cluster"
+  service          = "eks.amazonaws.com"
+  service_actions  = ["sts:AssumeRole", "sts:TagSession"]
+  managed_policies = ["AmazonEKSClusterPolicy"]
 }
 
 resource "aws_eks_cluster" "this" {
   name     = var.name
   version  = var.kubernetes_version
-  role_arn = aws_iam_role.cluster.arn
+  role_arn = module.cluster_role.arn
 
   enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
@@ -76,11 +49,12 @@ resource "aws_eks_cluster" "this" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.secrets.arn
+      key_arn = module.kms.arn
     }
   }
 
-  depends_on = [aws_iam_role_policy_attachment.cluster, aws_cloudwatch_log_group.cluster]
+  # The log group first, so EKS does not make one without retention or key.
+  depends_on = [aws_cloudwatch_log_group.cluster]
 }
 
 # Who administers the cluster (kubectl, helm): IAM principals given here.
@@ -103,29 +77,11 @@ resource "aws_eks_access_policy_association" "admin" {
 
 # --- nodes -----------------------------------------------------------------
 
-data "aws_iam_policy_document" "node_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "node" {
-  name               = "${var.name}-node"
-  assume_role_policy = data.aws_iam_policy_document.node_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "node" {
-  for_each = toset([
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly",
-  ])
-  role       = aws_iam_role.node.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/${each.value}"
+module "node_role" {
+  source           = "../iam-role"
+  name             = "${var.name}-node"
+  service          = "ec2.amazonaws.com"
+  managed_policies = ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"]
 }
 
 resource "aws_launch_template" "node" {
@@ -149,7 +105,7 @@ resource "aws_launch_template" "node" {
 resource "aws_eks_node_group" "default" {
   cluster_name    = aws_eks_cluster.this.name
   node_group_name = "default"
-  node_role_arn   = aws_iam_role.node.arn
+  node_role_arn   = module.node_role.arn
   subnet_ids      = var.private_subnet_ids
   instance_types  = [var.node_instance_type]
   ami_type        = "AL2023_x86_64_STANDARD"
@@ -168,8 +124,6 @@ resource "aws_eks_node_group" "default" {
     id      = aws_launch_template.node.id
     version = aws_launch_template.node.latest_version
   }
-
-  depends_on = [aws_iam_role_policy_attachment.node]
 }
 
 resource "aws_eks_addon" "this" {
@@ -198,29 +152,19 @@ locals {
 # The AWS Load Balancer Controller registers the proxy pods in the ALB's
 # target group (TargetGroupBinding) and opens the pods' security group to
 # the ALB: this is all it may do.
-data "aws_iam_policy_document" "lb_controller_assume" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [aws_iam_openid_connect_provider.this.arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_host}:sub"
-      values   = ["system:serviceaccount:kube-system:aws-load-balancer-controller"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_host}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
+module "lb_controller_role" {
+  source = "../iam-role"
+  name   = "${var.name}-aws-load-balancer-controller"
+  service_account = {
+    oidc_provider_arn  = aws_iam_openid_connect_provider.this.arn
+    oidc_provider_host = local.oidc_host
+    namespace          = "kube-system"
+    name               = "aws-load-balancer-controller"
   }
-}
-
-resource "aws_iam_role" "lb_controller" {
-  name               = "${var.name}-aws-load-balancer-controller"
-  assume_role_policy = data.aws_iam_policy_document.lb_controller_assume.json
+  inline_policy = {
+    name = "target-group-binding"
+    json = data.aws_iam_policy_document.lb_controller.json
+  }
 }
 
 data "aws_iam_policy_document" "lb_controller" {
@@ -251,10 +195,4 @@ data "aws_iam_policy_document" "lb_controller" {
     actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]
     resources = ["arn:${data.aws_partition.current.partition}:ec2:*:${data.aws_caller_identity.current.account_id}:security-group/${aws_eks_cluster.this.vpc_config[0].cluster_security_group_id}"]
   }
-}
-
-resource "aws_iam_role_policy" "lb_controller" {
-  name   = "target-group-binding"
-  role   = aws_iam_role.lb_controller.id
-  policy = data.aws_iam_policy_document.lb_controller.json
 }

@@ -20,5 +20,5 @@ output "oidc_provider_host" {
 
 output "lb_controller_role_arn" {
   description = "Role of the AWS Load Balancer Controller's service account (kube-system/aws-load-balancer-controller)."
-  value       = aws_iam_role.lb_controller.arn
+  value       = module.lb_controller_role.arn
 }

@@ -1,14 +1,36 @@
-# A VPC over three availability zones: public subnets (the ALB, NAT
-# gateways), private subnets (EKS nodes and pods) and database subnets (RDS,
-# no route to the internet). Every flow is logged to CloudWatch.
+# A VPC over two or three availability zones, in three tiers with a subnet
+# in every zone: public (the ALB, NAT gateways), private (EKS nodes and
+# pods) and database (RDS, no route to the internet). Every flow is logged
+# to CloudWatch.
 
 locals {
   azs = var.availability_zones
-  # /20s for public and private, /24s for databases, out of one /16.
-  public_cidrs   = [for i in range(length(var.availability_zones)) : cidrsubnet(var.cidr_block, 4, i)]
-  private_cidrs  = [for i in range(length(var.availability_zones)) : cidrsubnet(var.cidr_block, 4, i + 4)]
-  database_cidrs = [for i in range(length(var.availability_zones)) : cidrsubnet(var.cidr_block, 8, i + 96)]
-  nat_count      = var.single_nat_gateway ? 1 : length(var.availability_zones)
+
+  # Each tier's share of the /16 (/20s for public and private, /24s for
+  # databases, numbered from netnum), its way out (the internet gateway, a
+  # NAT gateway, or none: the VPC's local route only), and the load
+  # balancers Kubernetes may put in it.
+  tiers = {
+    public   = { newbits = 4, netnum = 0, route = "internet", elb_role = "elb" }
+    private  = { newbits = 4, netnum = 4, route = "nat", elb_role = "internal-elb" }
+    database = { newbits = 8, netnum = 96, route = "none", elb_role = null }
+  }
+
+  # One subnet, and its own route table, per tier and zone, e.g. "private-eu-west-3a".
+  subnets = merge([
+    for tier, t in local.tiers : {
+      for i, az in local.azs : "${tier}-${az}" => {
+        tier     = tier
+        az       = az
+        cidr     = cidrsubnet(var.cidr_block, t.newbits, t.netnum + i)
+        route    = t.route
+        elb_role = t.elb_role
+      }
+    }
+  ]...)
+
+  # NAT gateways: in the first zone only, or in each.
+  nat_azs = var.single_nat_gateway ? [local.azs[0]] : local.azs
 }
 
 resource "aws_vpc" "this" {
@@ -28,91 +50,51 @@ resource "aws_internet_gateway" "this" {
   tags   = { Name = var.name }
 }
 
-resource "aws_subnet" "public" {
-  count             = length(var.availability_zones)
+resource "aws_subnet" "this" {
+  for_each          = local.subnets
   vpc_id            = aws_vpc.this.id
-  availability_zone = local.azs[count.index]
-  cidr_block        = local.public_cidrs[count.index]
-  tags = {
-    Name                     = "${var.name}-public-${local.azs[count.index]}"
-    "kubernetes.io/role/elb" = "1"
-  }
-}
-
-resource "aws_subnet" "private" {
-  count             = length(var.availability_zones)
-  vpc_id            = aws_vpc.this.id
-  availability_zone = local.azs[count.index]
-  cidr_block        = local.private_cidrs[count.index]
-  tags = {
-    Name                              = "${var.name}-private-${local.azs[count.index]}"
-    "kubernetes.io/role/internal-elb" = "1"
-  }
-}
-
-resource "aws_subnet" "database" {
-  count             = length(var.availability_zones)
-  vpc_id            = aws_vpc.this.id
-  availability_zone = local.azs[count.index]
-  cidr_block        = local.database_cidrs[count.index]
-  tags              = { Name = "${var.name}-database-${local.azs[count.index]}" }
+  availability_zone = each.value.az
+  cidr_block        = each.value.cidr
+  tags = merge(
+    { Name = "${var.name}-${each.key}" },
+    each.value.elb_role == null ? {} : { "kubernetes.io/role/${each.value.elb_role}" = "1" },
+  )
 }
 
 resource "aws_eip" "nat" {
-  count  = local.nat_count
-  domain = "vpc"
-  tags   = { Name = "${var.name}-nat-${count.index}" }
+  for_each = toset(local.nat_azs)
+  domain   = "vpc"
+  tags     = { Name = "${var.name}-nat-${each.key}" }
 }
 
 resource "aws_nat_gateway" "this" {
-  count         = local.nat_count
-  allocation_id = aws_eip.nat[count.index].id
-  subnet_id     = aws_subnet.public[count.index].id
-  tags          = { Name = "${var.name}-${count.index}" }
+  for_each      = toset(local.nat_azs)
+  allocation_id = aws_eip.nat[each.key].id
+  subnet_id     = aws_subnet.this["public-${each.key}"].id
+  tags          = { Name = "${var.name}-${each.key}" }
   depends_on    = [aws_internet_gateway.this]
 }
 
-resource "aws_route_table" "public" {
-  vpc_id = aws_vpc.this.id
-  route {
-    cidr_block = "0.0.0.0/0"
-    gateway_id = aws_internet_gateway.this.id
+resource "aws_route_table" "this" {
+  for_each = local.subnets
+  vpc_id   = aws_vpc.this.id
+
+  dynamic "route" {
+    for_each = each.value.route == "none" ? [] : [each.value.route]
+    content {
+      cidr_block     = "0.0.0.0/0"
+      gateway_id     = route.value == "internet" ? aws_internet_gateway.this.id : null
+      nat_gateway_id = route.value == "nat" ? aws_nat_gateway.this[var.single_nat_gateway ? local.azs[0] : each.value.az].id : null
+    }
   }
-  tags = { Name = "${var.name}-public" }
+
+  tags = { Name = "${var.name}-${each.key}" }
 }
 
-resource "aws_route_table_association" "public" {
-  count          = length(var.availability_zones)
-  subnet_id      = aws_subnet.public[count.index].id
-  route_table_id = aws_route_table.public.id
-}
-
-resource "aws_route_table" "private" {
-  count  = length(var.availability_zones)
-  vpc_id = aws_vpc.this.id
-  route {
-    cidr_block     = "0.0.0.0/0"
-    nat_gateway_id = aws_nat_gateway.this[var.single_nat_gateway ? 0 : count.index].id
-  }
-  tags = { Name = "${var.name}-private-${count.index}" }
-}
-
-resource "aws_route_table_association" "private" {
-  count          = length(var.availability_zones)
-  subnet_id      = aws_subnet.private[count.index].id
-  route_table_id = aws_route_table.private[count.index].id
-}
-
-# Database subnets keep the VPC's local route only.
-resource "aws_route_table" "database" {
-  vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name}-database" }
-}
-
-resource "aws_route_table_association" "database" {
-  count          = length(var.availability_zones)
-  subnet_id      = aws_subnet.database[count.index].id
-  route_table_id = aws_route_table.database.id
+resource "aws_route_table_association" "this" {
+  for_each       = aws_subnet.this
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.this[each.key].id
 }
 
 # --- flow logs -------------------------------------------------------------
@@ -123,21 +105,6 @@ resource "aws_cloudwatch_log_group" "flow_logs" {
   kms_key_id        = var.logs_kms_key_arn
 }
 
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "flow_logs" {
-  name               = "${var.name}-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
-}
-
 data "aws_iam_policy_document" "flow_logs" {
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
@@ -145,15 +112,19 @@ data "aws_iam_policy_document" "flow_logs" {
   }
 }
 
-resource "aws_iam_role_policy" "flow_logs" {
-  name   = "write-flow-logs"
-  role   = aws_iam_role.flow_logs.id
-  policy = data.aws_iam_policy_document.flow_logs.json
+module "flow_logs_role" {
+  source  = "../iam-role"
+  name    = "${var.name}-flow-logs"
+  service = "vpc-flow-logs.amazonaws.com"
+  inline_policy = {
+    name = "write-flow-logs"
+    json = data.aws_iam_policy_document.flow_logs.json
+  }
 }
 
 resource "aws_flow_log" "this" {
   vpc_id          = aws_vpc.this.id
   traffic_type    = "ALL"
   log_destination = aws_cloudwatch_log_group.flow_logs.arn
-  iam_role_arn    = aws_iam_role.flow_logs.arn
+  iam_role_arn    = module.flow_logs_role.arn
 }

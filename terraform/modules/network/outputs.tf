@@ -8,27 +8,12 @@ output "vpc_cidr_block" {
   value       = aws_vpc.this.cidr_block
 }
 
-output "public_subnet_ids" {
-  description = "Public subnets (the ALB)."
-  value       = aws_subnet.public[*].id
-}
-
-output "public_subnet_cidrs" {
-  description = "Public subnets' ranges: where the ALB's connections come from."
-  value       = aws_subnet.public[*].cidr_block
-}
-
-output "private_subnet_ids" {
-  description = "Private subnets (EKS nodes and pods)."
-  value       = aws_subnet.private[*].id
-}
-
-output "database_subnet_ids" {
-  description = "Database subnets (RDS)."
-  value       = aws_subnet.database[*].id
-}
-
-output "database_subnet_cidrs" {
-  description = "Database subnets' ranges: where pods may connect to PostgreSQL."
-  value       = aws_subnet.database[*].cidr_block
+output "subnets" {
+  description = "Each tier's subnets in zone order, as ids and ranges: public (the ALB; its ranges are where the ALB's connections come from), private (EKS nodes and pods), database (RDS; its ranges are where pods may connect to PostgreSQL)."
+  value = {
+    for tier in keys(local.tiers) : tier => {
+      ids   = [for az in local.azs : aws_subnet.this["${tier}-${az}"].id]
+      cidrs = [for az in local.azs : aws_subnet.this["${tier}-${az}"].cidr_block]
+    }
+  }
 }

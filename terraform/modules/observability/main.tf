@@ -7,53 +7,32 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
-resource "aws_kms_key" "logs" {
-  description         = "${var.name}: CloudWatch log groups and the alarm topic"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.logs_key.json
-}
-
-data "aws_iam_policy_document" "logs_key" {
-  #checkov:skip=CKV_AWS_111:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_356:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_109:the account administers its own key through IAM, as AWS's default key policy does
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogs"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:*"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchAlarms"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-  }
+module "kms" {
+  source      = "../kms"
+  alias       = "${var.name}-logs"
+  description = "${var.name}: CloudWatch log groups and the alarm topic"
+  service_principals = [
+    {
+      sid     = "CloudWatchLogs"
+      service = "logs.${data.aws_region.current.region}.amazonaws.com"
+      actions = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+      conditions = [{
+        test     = "ArnLike"
+        variable = "kms:EncryptionContext:aws:logs:arn"
+        values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:*"]
+      }]
+    },
+    {
+      sid     = "CloudWatchAlarms"
+      service = "cloudwatch.amazonaws.com"
+      actions = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    },
+  ]
 }
 
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = aws_kms_key.logs.arn
+  kms_master_key_id = module.kms.arn
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -65,40 +44,22 @@ resource "aws_sns_topic_subscription" "email" {
 
 # --- container logs ------------------------------------------------------------
 
-data "aws_iam_policy_document" "cloudwatch_agent_assume" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [var.oidc_provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "${var.oidc_provider_host}:sub"
-      values   = ["system:serviceaccount:amazon-cloudwatch:cloudwatch-agent"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "${var.oidc_provider_host}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
+module "cloudwatch_agent_role" {
+  source = "../iam-role"
+  name   = "${var.name}-cloudwatch-agent"
+  service_account = {
+    oidc_provider_arn  = var.oidc_provider_arn
+    oidc_provider_host = var.oidc_provider_host
+    namespace          = "amazon-cloudwatch"
+    name               = "cloudwatch-agent"
   }
-}
-
-resource "aws_iam_role" "cloudwatch_agent" {
-  name               = "${var.name}-cloudwatch-agent"
-  assume_role_policy = data.aws_iam_policy_document.cloudwatch_agent_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "cloudwatch_agent" {
-  role       = aws_iam_role.cloudwatch_agent.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchAgentServerPolicy"
+  managed_policies = ["CloudWatchAgentServerPolicy"]
 }
 
 resource "aws_eks_addon" "cloudwatch" {
   cluster_name             = var.cluster_name
   addon_name               = "amazon-cloudwatch-observability"
-  service_account_role_arn = aws_iam_role.cloudwatch_agent.arn
+  service_account_role_arn = module.cloudwatch_agent_role.arn
 }
 
 # --- alarms ----------------------------------------------------------------------

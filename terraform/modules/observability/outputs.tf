@@ -1,6 +1,6 @@
 output "logs_kms_key_arn" {
   description = "The key every log group is encrypted with."
-  value       = aws_kms_key.logs.arn
+  value       = module.kms.arn
 }
 
 output "alarm_topic_arn" {

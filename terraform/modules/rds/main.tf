@@ -3,28 +3,10 @@
 # days of automated backups, deletion protection. The master password is
 # made and rotated by RDS in Secrets Manager; nobody types it.
 
-data "aws_partition" "current" {}
-data "aws_caller_identity" "current" {}
-
-resource "aws_kms_key" "this" {
-  description         = "${var.name}: RDS storage, Performance Insights and master secret"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.kms.json
-}
-
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_111:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_356:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_109:the account administers its own key through IAM, as AWS's default key policy does
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+module "kms" {
+  source      = "../kms"
+  alias       = "${var.name}-rds"
+  description = "${var.name}: RDS storage, Performance Insights and master secret"
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -64,24 +46,11 @@ resource "aws_db_parameter_group" "this" {
   }
 }
 
-data "aws_iam_policy_document" "monitoring_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["monitoring.rds.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "monitoring" {
-  name               = "${var.name}-rds-monitoring"
-  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "monitoring" {
-  role       = aws_iam_role.monitoring.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+module "monitoring_role" {
+  source           = "../iam-role"
+  name             = "${var.name}-rds-monitoring"
+  service          = "monitoring.rds.amazonaws.com"
+  managed_policies = ["service-role/AmazonRDSEnhancedMonitoringRole"]
 }
 
 resource "aws_db_instance" "this" {
@@ -94,13 +63,13 @@ resource "aws_db_instance" "this" {
   port           = 5432
 
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.this.arn
+  master_user_secret_kms_key_id = module.kms.arn
 
   allocated_storage     = var.allocated_storage_gib
   max_allocated_storage = var.max_allocated_storage_gib
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.this.arn
+  kms_key_id            = module.kms.arn
 
   multi_az               = true
   db_subnet_group_name   = aws_db_subnet_group.this.name
@@ -110,10 +79,10 @@ resource "aws_db_instance" "this" {
 
   iam_database_authentication_enabled   = true
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_kms_key_id       = module.kms.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
-  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  monitoring_role_arn                   = module.monitoring_role.arn
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
 
   backup_retention_period    = var.backup_retention_days
@@ -124,6 +93,4 @@ resource "aws_db_instance" "this" {
   deletion_protection        = true
   skip_final_snapshot        = false
   final_snapshot_identifier  = "${var.name}-final"
-
-  depends_on = [aws_iam_role_policy_attachment.monitoring]
 }

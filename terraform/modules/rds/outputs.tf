@@ -20,5 +20,5 @@ output "master_secret_arn" {
 
 output "kms_key_arn" {
   description = "The key encrypting the instance and its master secret."
-  value       = aws_kms_key.this.arn
+  value       = module.kms.arn
 }

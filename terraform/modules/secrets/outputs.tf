@@ -5,5 +5,5 @@ output "app_secret_name" {
 
 output "external_secrets_role_arn" {
   description = "The role the External Secrets Operator takes for this platform."
-  value       = aws_iam_role.external_secrets.arn
+  value       = module.external_secrets_role.arn
 }

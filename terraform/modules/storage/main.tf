@@ -6,25 +6,10 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
-resource "aws_kms_key" "this" {
-  description         = "${var.name}: backups bucket and image repositories"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.kms.json
-}
-
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_111:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_356:a key policy's "*" resource is the key itself
-  #checkov:skip=CKV_AWS_109:the account administers its own key through IAM, as AWS's default key policy does
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+module "kms" {
+  source      = "../kms"
+  alias       = "${var.name}-storage"
+  description = "${var.name}: backups bucket and image repositories"
 }
 
 locals {
@@ -72,7 +57,7 @@ module "logs" {
 module "backups" {
   source            = "./bucket"
   name              = "${var.name}-backups-${local.account}"
-  kms_key_arn       = aws_kms_key.this.arn
+  kms_key_arn       = module.kms.arn
   expiration_days   = var.backup_retention_days
   access_log_bucket = module.logs.name
   extra_policy_json = null
@@ -89,7 +74,7 @@ resource "aws_ecr_repository" "this" {
   }
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.this.arn
+    kms_key         = module.kms.arn
   }
 }
 
