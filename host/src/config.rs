@@ -17,6 +17,7 @@
 //! max_concurrent_requests = 256
 //! db_connections_per_request = 4
 //! max_response_bytes = 16777216  # a component's response body, at most
+//! warm_instances = 16       # idle WASIp3 instances kept for the next requests
 //!
 //! [database.app]
 //! url_env = "DATABASE_URL"  # the URL stays in the host; guests say "app"
@@ -206,6 +207,11 @@ pub struct Limits {
     /// declared length gets 502, a longer stream is cut there.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// Idle instances of a WASIp3 component kept to serve the next
+    /// requests instead of instantiating anew; 0 gives every request a
+    /// fresh instance (as WASIp2 components always get).
+    #[serde(default = "default_warm_instances")]
+    pub warm_instances: usize,
 }
 
 impl Default for Limits {
@@ -217,6 +223,7 @@ impl Default for Limits {
             max_body_bytes: default_max_body_bytes(),
             db_connections_per_request: default_db_connections_per_request(),
             max_response_bytes: default_max_response_bytes(),
+            warm_instances: default_warm_instances(),
         }
     }
 }
@@ -238,6 +245,9 @@ fn default_db_connections_per_request() -> u32 {
 }
 fn default_max_response_bytes() -> u64 {
     16 << 20
+}
+fn default_warm_instances() -> usize {
+    16
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +361,9 @@ pub struct ComponentConfig {
     /// This component's own `[limits] max_response_bytes`.
     #[serde(default)]
     pub max_response_bytes: Option<u64>,
+    /// This component's own `[limits] warm_instances`.
+    #[serde(default)]
+    pub warm_instances: Option<usize>,
     /// Environment variables the component sees (WASI `environ`), as Spin's
     /// `environment`. Nothing of the host's own environment is passed.
     #[serde(default)]

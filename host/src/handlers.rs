@@ -3,7 +3,9 @@
 //! wasi-http) and `wasi:http/handler@0.3` (WASIp3, spin-sdk 7's
 //! `#[http_service]`). Which one a component is comes from what it exports.
 
-use std::future::Future as _;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -13,7 +15,7 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::{Service, ServicePre};
 
 use crate::runtime::RequestState;
 
@@ -23,8 +25,44 @@ pub const P3_EXPORT: &str = "wasi:http/handler@0.3.0";
 /// A component pre-instantiated for the handler it exports.
 #[derive(Clone)]
 pub enum Handler {
+    /// A fresh instance for every request, as WASIp2 expects.
     P2(ProxyPre<RequestState>),
-    P3(ServicePre<RequestState>),
+    /// WASIp3: instances may serve one request after another.
+    P3(P3Handler),
+}
+
+/// A WASIp3 component and the instances kept warm for it. An instance
+/// serves one request at a time; when it ends cleanly, having given back
+/// every connection and store the host lent it, it waits for the next
+/// request. One that trapped, ran out of time or kept a connection is
+/// dropped, and the next request gets a fresh instance.
+#[derive(Clone)]
+pub struct P3Handler {
+    pre: ServicePre<RequestState>,
+    warm: Arc<Mutex<Vec<WarmInstance>>>,
+    /// Idle instances kept at most; 0 makes every request instantiate.
+    keep: usize,
+}
+
+struct WarmInstance {
+    store: Store<RequestState>,
+    service: Service,
+}
+
+impl P3Handler {
+    fn take(&self) -> Option<WarmInstance> {
+        if self.keep == 0 {
+            return None;
+        }
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give_back(&self, instance: WarmInstance) {
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if warm.len() < self.keep {
+            warm.push(instance);
+        }
+    }
 }
 
 /// How a guest's run ended, if not with a response.
@@ -42,12 +80,23 @@ impl Handler {
     /// compatible 0.2.x or 0.3.x version).
     pub fn new(component: &Component, pre: InstancePre<RequestState>) -> Result<Self, String> {
         if component.get_export_index(None, P3_EXPORT).is_some() {
-            return ServicePre::new(pre).map(Handler::P3).map_err(|e| format!("{P3_EXPORT}: {e:#}"));
+            return ServicePre::new(pre)
+                .map(|pre| Handler::P3(P3Handler { pre, warm: Arc::default(), keep: 0 }))
+                .map_err(|e| format!("{P3_EXPORT}: {e:#}"));
         }
         if component.get_export_index(None, P2_EXPORT).is_some() {
             return ProxyPre::new(pre).map(Handler::P2).map_err(|e| format!("{P2_EXPORT}: {e:#}"));
         }
         Err(format!("exports neither `{P2_EXPORT}` (WASIp2) nor `{P3_EXPORT}` (WASIp3): not an HTTP component"))
+    }
+
+    /// This handler with up to `keep` idle WASIp3 instances kept for
+    /// reuse, in a pool of its own.
+    pub fn reusing(&self, keep: usize) -> Self {
+        match self {
+            Handler::P2(pre) => Handler::P2(pre.clone()),
+            Handler::P3(p3) => Handler::P3(P3Handler { pre: p3.pre.clone(), warm: Arc::default(), keep }),
+        }
     }
 
     pub fn generation(&self) -> &'static str {
@@ -58,16 +107,18 @@ impl Handler {
     }
 
     /// Runs the guest on `req` in its own task (holding `slots` until it
-    /// ends), so it can keep writing the
-    /// body after the head of its response is sent. `answer` gets the
-    /// response, or why there is none; the task's own result says how the
-    /// guest ended (a trap after the head is only seen there).
+    /// ends), so it can keep writing the body after the head of its
+    /// response is sent. `answer` gets the response, or why there is none;
+    /// the task's own result says how the guest ended (a trap after the head
+    /// is only seen there). A new instance lives in a store from
+    /// `new_store`, and `instantiated` is called when one is made.
     pub fn spawn(
         &self,
-        mut store: Store<RequestState>,
+        new_store: impl FnOnce() -> Store<RequestState> + Send + 'static,
+        instantiated: impl FnOnce() + Send + 'static,
         req: Request<GuestRequestBody>,
-        budget: std::time::Duration,
-        answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+        budget: Duration,
+        answer: Answer,
         slots: impl Send + 'static,
     ) -> tokio::task::JoinHandle<wasmtime::Result<()>> {
         let handler = self.clone();
@@ -78,19 +129,61 @@ impl Handler {
                 // The request's concurrency slots are held until the guest has
                 // ended, body and all, not just until its response head.
                 let _slots = slots;
-                let run = async {
-                    match handler {
-                        Handler::P2(pre) => run_p2(&pre, &mut store, req, answer).await,
-                        Handler::P3(pre) => run_p3(&pre, &mut store, req, answer).await,
+                match handler {
+                    Handler::P2(pre) => {
+                        let mut store = new_store();
+                        instantiated();
+                        within(budget, run_p2(&pre, &mut store, req, answer)).await
                     }
-                };
-                match tokio::time::timeout(budget, run).await {
-                    Ok(result) => result,
-                    Err(_) => Err(wasmtime::Trap::Interrupt.into()),
+                    Handler::P3(p3) => p3.serve(new_store, instantiated, req, budget, answer).await,
                 }
             },
             span,
         ))
+    }
+}
+
+/// Where the guest's response, or why there is none, goes.
+pub type Answer = tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>;
+
+/// `run`'s result, or an interrupt if it takes longer than `budget`.
+async fn within<T>(budget: Duration, run: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+    tokio::time::timeout(budget, run).await.unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+}
+
+impl P3Handler {
+    /// Serves one request in a warm instance if one is idle, else in a new
+    /// one, and keeps the instance for the next request if it may serve
+    /// again.
+    async fn serve(
+        &self,
+        new_store: impl FnOnce() -> Store<RequestState>,
+        instantiated: impl FnOnce(),
+        req: Request<GuestRequestBody>,
+        budget: Duration,
+        answer: Answer,
+    ) -> wasmtime::Result<()> {
+        let (mut store, warm) = match self.take() {
+            Some(warm) => (warm.store, Some(warm.service)),
+            None => (new_store(), None),
+        };
+        let run = async {
+            let service = match warm {
+                Some(service) => service,
+                None => {
+                    instantiated();
+                    self.pre.instantiate_async(&mut store).await?
+                }
+            };
+            run_p3(&service, &mut store, req, answer).await?;
+            Ok(service)
+        };
+        let service = within(budget, run).await?;
+        // Only an instance that holds nothing of the host's serves again.
+        if !store.data().holds_host_resources() {
+            self.give_back(WarmInstance { store, service });
+        }
+        Ok(())
     }
 }
 
@@ -101,7 +194,7 @@ async fn run_p2(
     pre: &ProxyPre<RequestState>,
     store: &mut Store<RequestState>,
     req: Request<GuestRequestBody>,
-    answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+    answer: Answer,
 ) -> wasmtime::Result<()> {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let guest_req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
@@ -122,12 +215,11 @@ async fn run_p2(
 }
 
 async fn run_p3(
-    pre: &ServicePre<RequestState>,
+    service: &Service,
     store: &mut Store<RequestState>,
     req: Request<GuestRequestBody>,
-    answer: tokio::sync::oneshot::Sender<Result<Response<GuestBody>, GuestOutcome>>,
+    answer: Answer,
 ) -> wasmtime::Result<()> {
-    let service = pre.instantiate_async(&mut *store).await?;
     let (guest_req, request_io) = wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().outbound, req);
     store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {

@@ -119,6 +119,11 @@ impl RequestStores {
     pub fn new(grants: StoreGrants) -> Self {
         Self { grants, open: 0 }
     }
+
+    /// Whether a store is still open.
+    pub fn holds_any(&self) -> bool {
+        self.open > 0
+    }
 }
 
 /// What the key-value interfaces need from a request's store.

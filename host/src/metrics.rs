@@ -42,6 +42,7 @@ struct ComponentMetrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
+    instantiations: AtomicU64,
 }
 
 /// Every component's counters, made once at start-up.
@@ -80,6 +81,13 @@ impl Metrics {
         }
     }
 
+    /// A new instance of `component` was made.
+    pub fn instantiated(&self, component: &str) {
+        if let Some(m) = self.components.get(component) {
+            m.instantiations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn unrouted(&self) {
         self.unrouted.fetch_add(1, Ordering::Relaxed);
     }
@@ -111,6 +119,14 @@ impl Metrics {
                     failure.label()
                 );
             }
+        }
+        out.push_str(
+            "# HELP gatehouse_instantiations_total Instances made (WASIp3 instances may serve several requests).\n",
+        );
+        out.push_str("# TYPE gatehouse_instantiations_total counter\n");
+        for (name, m) in &self.components {
+            let n = m.instantiations.load(Ordering::Relaxed);
+            let _ = writeln!(out, "gatehouse_instantiations_total{{component=\"{name}\"}} {n}");
         }
         out.push_str("# HELP gatehouse_response_head_seconds Time from a request's arrival to its response head.\n");
         out.push_str("# TYPE gatehouse_response_head_seconds histogram\n");

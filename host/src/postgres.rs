@@ -106,6 +106,11 @@ impl RequestDatabases {
     fn release(&mut self) {
         self.open = self.open.saturating_sub(1);
     }
+
+    /// Whether a connection is still open.
+    pub fn holds_any(&self) -> bool {
+        self.open > 0
+    }
 }
 
 /// What the postgres interface needs from a request's store.

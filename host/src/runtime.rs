@@ -44,6 +44,14 @@ pub struct RequestState {
     variables: Arc<BTreeMap<String, String>>,
 }
 
+impl RequestState {
+    /// Whether the guest still holds a database connection or a key-value
+    /// store: such an instance is not handed to another request.
+    pub(crate) fn holds_host_resources(&self) -> bool {
+        self.databases.holds_any() || self.stores.holds_any()
+    }
+}
+
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -78,10 +86,42 @@ struct Service {
     max_response_bytes: u64,
 }
 
+impl Service {
+    /// A store for one new instance: the component's grants and limits,
+    /// and nothing lent yet.
+    fn new_store(&self, engine: &Engine, own: Arc<OwnListeners>) -> Store<RequestState> {
+        let state = RequestState {
+            wasi: WasiCtx::builder()
+                .stdout(GuestLog::new(self.name.clone(), "stdout"))
+                .stderr(GuestLog::new(self.name.clone(), "stderr"))
+                .envs(&self.environment)
+                .build(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHttp { component: self.name.clone(), allowed: self.allowed_hosts.clone(), own },
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(self.memory_bytes).trap_on_grow_failure(true).build(),
+            // No result set larger than the guest's memory is read for it.
+            databases: RequestDatabases::new(self.grants.clone(), self.db_connections, self.memory_bytes),
+            stores: RequestStores::new(self.stores.clone()),
+            variables: self.variables.clone(),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Every tick a running guest yields to the executor, so a guest that
+        // spins shares its thread instead of holding it; the budget then
+        // ends it at a yield point. The budget covers all of the guest's
+        // run, body included: when it ends the store is dropped, which also
+        // ends a response body mid-stream.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+}
+
 /// The engine and the services it runs.
 pub struct Runtime {
     engine: Engine,
-    services: Vec<Service>,
+    services: Vec<Arc<Service>>,
     limits: Limits,
     /// Requests in guests at once, over all components.
     slots: Arc<tokio::sync::Semaphore>,
@@ -257,10 +297,10 @@ impl Runtime {
             let allowed_hosts = AllowedHosts::parse(&config.allowed_outbound_hosts)
                 .map_err(|e| anyhow::anyhow!("component `{name}`: {e}"))?;
             tracing::info!(component = %name, route = %config.route, "component ready");
-            services.push(Service {
+            services.push(Arc::new(Service {
                 name: name.as_str().into(),
                 route,
-                handler: handlers[name].clone(),
+                handler: handlers[name].reusing(config.warm_instances.unwrap_or(limits.warm_instances)),
                 grants,
                 stores,
                 variables,
@@ -273,7 +313,7 @@ impl Runtime {
                 timeout_ms: config.timeout_ms.unwrap_or(limits.timeout_ms),
                 db_connections: config.db_connections_per_request.unwrap_or(limits.db_connections_per_request),
                 max_response_bytes: config.max_response_bytes.unwrap_or(limits.max_response_bytes),
-            });
+            }));
         }
         let key_env = &manifest.server.identity_key_env;
         let key = env(key_env);
@@ -368,7 +408,7 @@ impl Runtime {
 
     async fn try_handle<B>(
         &self,
-        service: &Service,
+        service: &Arc<Service>,
         matched: routes::RouteMatch,
         req: Request<B>,
         client: Option<SocketAddr>,
@@ -426,41 +466,17 @@ impl Runtime {
 
     async fn run_guest(
         &self,
-        service: &Service,
+        service: &Arc<Service>,
         req: Request<GuestRequestBody>,
         slots: impl Send + 'static,
     ) -> Result<Response<GuestBody>, HostError> {
-        let state = RequestState {
-            wasi: WasiCtx::builder()
-                .stdout(GuestLog::new(service.name.clone(), "stdout"))
-                .stderr(GuestLog::new(service.name.clone(), "stderr"))
-                .envs(&service.environment)
-                .build(),
-            http: WasiHttpCtx::new(),
-            outbound: OutboundHttp {
-                component: service.name.clone(),
-                allowed: service.allowed_hosts.clone(),
-                own: self.own_listeners.clone(),
-            },
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(service.memory_bytes).trap_on_grow_failure(true).build(),
-            // No result set larger than the guest's memory is read for it.
-            databases: RequestDatabases::new(service.grants.clone(), service.db_connections, service.memory_bytes),
-            stores: RequestStores::new(service.stores.clone()),
-            variables: service.variables.clone(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        // Every tick a running guest yields to the executor, so a guest that
-        // spins shares its thread instead of holding it; the budget then
-        // ends it at a yield point. The budget covers all of the guest's
-        // run, body included: when it ends the store is dropped, which also
-        // ends a response body mid-stream.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
         let budget = Duration::from_millis(service.timeout_ms);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let task = service.handler.spawn(store, req, budget, sender, slots);
+        let (recipe, engine, own) = (service.clone(), self.engine.clone(), self.own_listeners.clone());
+        let new_store = move || recipe.new_store(&engine, own);
+        let (metrics, component) = (self.metrics.clone(), service.name.clone());
+        let instantiated = move || metrics.instantiated(&component);
+        let task = service.handler.spawn(new_store, instantiated, req, budget, sender, slots);
 
         match receiver.await {
             Ok(Ok(response)) => {
@@ -533,7 +549,10 @@ impl Runtime {
 /// component's initial data instead of being written afresh.
 fn pooling(manifest: &Manifest) -> wasmtime::InstanceAllocationStrategy {
     let limits = &manifest.limits;
-    let instances = u32::try_from(limits.max_concurrent_requests).unwrap_or(u32::MAX).saturating_add(8);
+    // Requests at once, the idle WASIp3 instances kept warm, and a few spare.
+    let warm: usize = manifest.component.values().map(|c| c.warm_instances.unwrap_or(limits.warm_instances)).sum();
+    let instances =
+        u32::try_from(limits.max_concurrent_requests.saturating_add(warm)).unwrap_or(u32::MAX).saturating_add(8);
     let largest_memory = manifest
         .component
         .values()

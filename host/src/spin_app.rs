@@ -187,6 +187,7 @@ struct ComponentLimits {
     timeout_ms: Option<u64>,
     db_connections_per_request: Option<u32>,
     max_response_bytes: Option<u64>,
+    warm_instances: Option<usize>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpinAppError> {
@@ -389,6 +390,7 @@ fn to_component(
         timeout_ms: limits.and_then(|l| l.timeout_ms),
         db_connections_per_request: limits.and_then(|l| l.db_connections_per_request),
         max_response_bytes: limits.and_then(|l| l.max_response_bytes),
+        warm_instances: limits.and_then(|l| l.warm_instances),
         environment: spin.environment.clone(),
         key_value_stores: spin.key_value_stores.clone(),
         allowed_outbound_hosts,

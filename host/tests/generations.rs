@@ -259,3 +259,42 @@ async fn older_postgres_interfaces_reach_the_same_database() {
     assert!(too_big.contains("BadParameter") && too_big.contains("$1"), "{too_big}");
     host.shutdown().await;
 }
+
+/// A line of the host's metrics: the value of `metric`, 0 if absent.
+async fn metric(host: &RunningHost, metric: &str) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", host.admin_addr)).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{metric} "))).map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_wasip3_instance_serves_request_after_request_until_it_fails_or_keeps_a_connection() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let served = || get(&host, "/p3/served");
+    // One request after another: the same instance, counting.
+    for count in 1..=3 {
+        assert_eq!(served().await, (200, json!({ "ok": count })));
+    }
+    // A trap ends that instance; the next request gets a fresh one.
+    assert_eq!(get(&host, "/p3/trap").await.0, 500);
+    assert_eq!(served().await, (200, json!({ "ok": 1 })));
+    // An instance still holding a database connection is not handed on:
+    // dropped, and its connection back in the pool.
+    assert_eq!(get(&host, "/p3/db/keep-open").await, (200, json!({ "ok": "kept" })));
+    assert_eq!(served().await, (200, json!({ "ok": 1 })));
+    for _ in 0..50 {
+        if metric(&host, r#"gatehouse_db_pool_connections{database="app",state="in_use"}"#).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&host, r#"gatehouse_db_pool_connections{database="app",state="in_use"}"#).await, 0);
+    // Seven requests, three instances; WASIp2 makes one for every request.
+    assert_eq!(metric(&host, r#"gatehouse_instantiations_total{component="p3"}"#).await, 3);
+    let before = metric(&host, r#"gatehouse_instantiations_total{component="guest"}"#).await;
+    for _ in 0..3 {
+        assert_eq!(get(&host, "/guest/env/UNSET").await, (200, json!({ "ok": null })));
+    }
+    assert_eq!(metric(&host, r#"gatehouse_instantiations_total{component="guest"}"#).await, before + 3);
+    host.shutdown().await;
+}

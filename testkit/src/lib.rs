@@ -448,6 +448,13 @@ impl ChildProcess {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
     }
+
+    /// Sends `signal` (`TERM`, `HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("running kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
 }
 
 impl Drop for ChildProcess {
@@ -498,9 +505,7 @@ impl SpinAppProcess {
 
     /// Sends SIGTERM, as Kubernetes does to stop a pod.
     pub fn terminate(&self) {
-        let pid = self.process.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
-        assert!(status.success(), "kill -TERM {pid}");
+        self.process.signal("TERM");
     }
 
     /// Waits up to `within` for the process to exit; whether it did.
@@ -564,9 +569,7 @@ impl HostProcess {
 
     /// Sends `signal` (`HUP`, `TERM`) to the host.
     pub fn signal(&self, signal: &str) {
-        let pid = self.process.child.id().to_string();
-        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("running kill");
-        assert!(status.success(), "kill -{signal} {pid}");
+        self.process.signal(signal);
     }
 
     /// What the host has logged so far.
