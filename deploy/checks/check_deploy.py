@@ -379,7 +379,10 @@ def register_property_checks(checks: Checks, name: str, objects: list[dict], val
 
     @checks.check(f"{name}: the proxy and host roll without losing capacity and drain within their grace period")
     def _():
-        manifest = config_map_file(objects, RELEASE, "host.toml")
+        drains = {
+            "host": config_map_file(objects, RELEASE, "host.toml")["server"]["drain_seconds"],
+            "proxy": config_map_file(objects, RELEASE, "proxy.toml")["drain_seconds"],
+        }
         for component in ("proxy", "host"):
             deployment = named(objects, "Deployment", f"{RELEASE}-{component}")
             strategy = deployment["spec"]["strategy"]
@@ -387,7 +390,7 @@ def register_property_checks(checks: Checks, name: str, objects: list[dict], val
             spec = pod_spec(deployment)
             container = spec["containers"][0]
             pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-            drain = manifest["server"]["drain_seconds"] if component == "host" else values_get(values, "proxy.drainSeconds", 25)
+            drain = drains[component]
             assert spec["terminationGracePeriodSeconds"] > pre_stop + drain, f"{component}: grace {spec['terminationGracePeriodSeconds']} <= {pre_stop} + {drain}"
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -398,8 +401,12 @@ def register_property_checks(checks: Checks, name: str, objects: list[dict], val
         hpa = named(objects, "HorizontalPodAutoscaler", f"{RELEASE}-host")
         assert hpa["spec"]["minReplicas"] >= 2 and "replicas" not in host["spec"], "the host: two replicas or more, the HPA's to set"
         assert hpa["spec"]["scaleTargetRef"]["name"] == host["metadata"]["name"]
+        manifest = config_map_file(objects, RELEASE, "host.toml")
         ports = {p["name"]: p["containerPort"] for p in pod_spec(host)["containers"][0]["ports"]}
         assert manifest["server"]["listen"].endswith(f":{ports['http']}") and manifest["server"]["admin_listen"].endswith(f":{ports['admin']}")
+        proxy_config = config_map_file(objects, RELEASE, "proxy.toml")
+        proxy_ports = {p["name"]: p["containerPort"] for p in pod_spec(named(objects, "Deployment", f"{RELEASE}-proxy"))["containers"][0]["ports"]}
+        assert proxy_config["listen"].endswith(f":{proxy_ports['http']}") and proxy_config["admin_listen"].endswith(f":{proxy_ports['admin']}"), proxy_ports
 
     @checks.check(f"{name}: the proxy is reached from outside; the host, PostgreSQL and the admin ports are not")
     def _():
@@ -513,6 +520,8 @@ def register_config_checks(checks: Checks, rendered: dict[str, list[dict]]) -> N
             expected = deep_merge(proxy_file, values.get("proxy", {}).get("config", {}))
             host = f"{RELEASE}-host.{NAMESPACE}.svc.cluster.local:8081"
             expected["listen"] = "0.0.0.0:8080"
+            expected["admin_listen"] = "0.0.0.0:9091"
+            expected["drain_seconds"] = values_get(values, "proxy.drainSeconds", 25)
             expected["upstream"]["runtime"]["addresses"] = [host]
             expected["jwt"]["jwks_url"] = f"http://{host}/auth/api/v1/.well-known/jwks.json"
             if values.get("platform") == "aws":

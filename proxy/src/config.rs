@@ -100,6 +100,14 @@ pub struct ProxyConfig {
     /// Address the proxy listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`), apart from
+    /// client traffic; loopback unless set otherwise.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// After SIGTERM, how long requests in flight may take to finish
+    /// before the proxy exits anyway; below Kubernetes' 30 s grace.
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
     /// How bearer tokens are verified at the edge.
     #[serde(default)]
     pub jwt: JwtConfig,
@@ -126,6 +134,14 @@ pub struct ProxyConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9091))
+}
+
+fn default_drain_seconds() -> u64 {
+    20
 }
 
 fn default_identity_key_env() -> String {

@@ -99,6 +99,11 @@ impl ConnectionRegistry {
         }
     }
 
+    /// Client connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.per_ip.lock().unwrap().values().sum()
+    }
+
     /// Counts a connection from `ip`, unless it already has `max` open.
     fn open(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
         let mut per_ip = self.per_ip.lock().unwrap();

@@ -22,6 +22,7 @@ use crate::connections::ConnectionRegistry;
 use crate::framing::check_head;
 use crate::identity::{Claim, IdentitySigner, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::jwks::JwksFetcher;
+use crate::metrics::{NO_ROUTE, ProxyMetrics};
 use crate::path::{normalise_path, query_is_valid};
 use crate::ratelimit::{Network, RateKey, RateLimiter, client_ip};
 use crate::routing::RouteTable;
@@ -44,11 +45,34 @@ pub struct Gateway {
     pub rate_limiters: BTreeMap<String, RateLimiter>,
     /// Fetches the auth service's keys when a token names an unknown one.
     pub jwks: Option<Arc<JwksFetcher>>,
+    pub metrics: Arc<ProxyMetrics>,
+}
+
+/// The request id header clients, the proxy and upstreams share.
+pub const X_REQUEST_ID: &str = "x-request-id";
+
+/// The client's request id if it is one we pass on (1 to 128 letters,
+/// digits and `-_.:`), else a new one.
+fn request_id(sent: Option<&[u8]>) -> String {
+    let valid = |id: &&[u8]| {
+        (1..=128).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    };
+    match sent.filter(valid) {
+        Some(id) => String::from_utf8_lossy(id).into_owned(),
+        None => uuid::Uuid::new_v4().to_string(),
+    }
 }
 
 /// Per-request state, filled in by `request_filter`.
 pub struct RequestCtx {
     started: Instant,
+    /// Kept from the client or made here; sent upstream and back.
+    request_id: String,
+    /// The prefix of the route taken, and the normalised path.
+    route: Option<String>,
+    path: Option<String>,
+    /// The upstream server chosen.
+    upstream_addr: Option<String>,
     upstream: Option<String>,
     /// The normalised path plus the query: what the upstream is sent.
     upstream_target: Option<String>,
@@ -107,6 +131,8 @@ impl Gateway {
             return Err(refuse(400, "Invalid query string"));
         }
         let route = self.routes.find(&path).ok_or_else(|| refuse(404, "Not Found"))?;
+        ctx.route = Some(route.prefix.clone());
+        ctx.path = Some(path.clone());
         ctx.upstream = Some(route.upstream.clone());
         ctx.max_body_bytes = route.max_body_bytes.unwrap_or(self.limits.max_body_bytes);
         let upstream_path = route.upstream_path(&path);
@@ -166,7 +192,10 @@ impl Gateway {
                     }
                 }
             };
-            limiter.check(&format!("{name}:{key}"), now).map_err(too_many)?;
+            limiter.check(&format!("{name}:{key}"), now).map_err(|wait| {
+                self.metrics.rate_limited(name);
+                too_many(wait)
+            })?;
         }
         Ok(())
     }
@@ -178,7 +207,10 @@ impl Gateway {
         let key = username.or_else(|| ctx.client_ip.map(|ip| ip.to_string())).unwrap_or_default();
         let now = Instant::now();
         for name in std::mem::take(&mut ctx.username_limits) {
-            self.rate_limiters[&name].check(&format!("{name}:{key}"), now).map_err(too_many)?;
+            self.rate_limiters[&name].check(&format!("{name}:{key}"), now).map_err(|wait| {
+                self.metrics.rate_limited(&name);
+                too_many(wait)
+            })?;
         }
         Ok(())
     }
@@ -191,6 +223,10 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            request_id: String::new(),
+            route: None,
+            path: None,
+            upstream_addr: None,
             upstream: None,
             upstream_target: None,
             identity: None,
@@ -205,6 +241,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        ctx.request_id = request_id(session.req_header().headers.get(X_REQUEST_ID).map(|v| v.as_bytes()));
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             self.connections.head_received(*client);
             let proto = session.req_header().headers.get_all("x-forwarded-proto").iter().next_back();
@@ -232,17 +269,27 @@ impl ProxyHttp for Gateway {
                     // framed as we think: close it after answering.
                     session.set_keepalive(None);
                 }
+                let missing = refusal.detail == AuthError::Missing.to_string();
                 let challenge = match refusal.status {
-                    401 if refusal.detail == AuthError::Missing.to_string() => Some("Bearer"),
+                    401 if missing => Some("Bearer"),
                     401 => Some(r#"Bearer error="invalid_token""#),
                     _ => None,
                 };
+                if refusal.status == 401 {
+                    let reason = match (missing, refusal.unknown_key) {
+                        (true, _) => "missing",
+                        (_, true) => "unknown_key",
+                        _ => "invalid",
+                    };
+                    self.metrics.auth_failed(reason);
+                }
                 let retry_after = refusal.retry_after.map(|s| s.to_string());
                 let headers: Vec<(&str, &str)> = challenge
                     .map(|c| ("www-authenticate", c))
                     .into_iter()
                     .chain(retry_after.as_deref().map(|s| ("retry-after", s)))
                     .chain(ctx.over_tls.then_some(HSTS))
+                    .chain([(X_REQUEST_ID, ctx.request_id.as_str())])
                     .collect();
                 respond_json(session, refusal.status, &refusal.detail, &headers).await?;
                 Ok(true)
@@ -282,6 +329,7 @@ impl ProxyHttp for Gateway {
         let backend = self.upstreams.get(name).and_then(|lb| lb.select(b"", 256)).ok_or_else(|| {
             Error::explain(ErrorType::ConnectNoRoute, format!("no healthy server in upstream `{name}`"))
         })?;
+        ctx.upstream_addr = Some(backend.addr.to_string());
         let mut peer = HttpPeer::new(backend, false, String::new());
         let ms = Duration::from_millis;
         peer.options.connection_timeout = Some(ms(self.limits.upstream_connect_timeout_ms));
@@ -308,7 +356,10 @@ impl ProxyHttp for Gateway {
         if !user_id.is_empty() {
             upstream_request.insert_header(USER_ID_HEADER, user_id)?;
         }
-        let request_id = uuid::Uuid::new_v4().to_string();
+        // The request id, under the name upstreams read, and inside the
+        // signed identity, so the host's log lines carry it.
+        let request_id = ctx.request_id.clone();
+        upstream_request.insert_header(X_REQUEST_ID, request_id.as_str())?;
         let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let signature = self.identity.sign(&Claim {
             method: upstream_request.method.as_str(),
@@ -343,6 +394,7 @@ impl ProxyHttp for Gateway {
         if ctx.over_tls {
             upstream_response.insert_header(HSTS.0, HSTS.1)?;
         }
+        upstream_response.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
         add_security_headers(upstream_response)
     }
 
@@ -373,6 +425,7 @@ impl ProxyHttp for Gateway {
                 .map(|s| ("retry-after", s))
                 .into_iter()
                 .chain(ctx.over_tls.then_some(HSTS))
+                .chain([(X_REQUEST_ID, ctx.request_id.as_str())])
                 .collect();
             if let Err(write_error) = respond_json(session, code, detail, &headers).await {
                 tracing::debug!(error = %write_error, "could not send the error response");
@@ -387,13 +440,24 @@ impl ProxyHttp for Gateway {
             self.connections.response_done(*client, limits.idle_timeout + limits.header_timeout);
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        let route = ctx.route.as_deref().unwrap_or(NO_ROUTE);
+        self.metrics.answered(route, status, elapsed);
+        // One line a request. The path is the normalised one (the client's
+        // spelling only when it was refused before that), never the query
+        // or a header: no token reaches the log.
         let req = session.req_header();
         tracing::info!(
+            target: "gatehouse::access",
+            request_id = %ctx.request_id,
             method = %req.method,
-            path = %req.uri.path(),
+            path = ctx.path.as_deref().unwrap_or("-"),
+            route,
             status,
-            upstream = ctx.upstream.as_deref().unwrap_or("-"),
-            elapsed_ms = ctx.started.elapsed().as_millis() as u64,
+            bytes = session.body_bytes_sent() as u64,
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            upstream = ctx.upstream_addr.as_deref().unwrap_or("-"),
+            user_id = ctx.identity.as_ref().map_or("-", |i| i.user_id.as_str()),
             error = e.map(|e| e.to_string()),
             "request"
         );

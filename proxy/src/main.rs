@@ -9,6 +9,7 @@ mod gateway;
 mod headgate;
 mod identity;
 mod jwks;
+mod metrics;
 mod path;
 mod ratelimit;
 mod routing;
@@ -47,6 +48,9 @@ struct Args {
     /// Override the configured listen address.
     #[arg(long, env = "GATEHOUSE_PROXY_LISTEN")]
     listen: Option<std::net::SocketAddr>,
+    /// Override the configured admin listen address.
+    #[arg(long, env = "GATEHOUSE_PROXY_ADMIN_LISTEN")]
+    admin_listen: Option<std::net::SocketAddr>,
     /// Worker threads (default: one per core).
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS")]
     threads: Option<usize>,
@@ -61,13 +65,21 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // `GATEHOUSE_LOG_FORMAT=json`: one JSON object a line, the access log
+    // included, for collectors.
+    if std::env::var("GATEHOUSE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let args = Args::parse();
     let mut config = ProxyConfig::load(&args.config)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(admin) = args.admin_listen {
+        config.admin_listen = admin;
     }
     let verifier = config.token_verifier(|k| std::env::var(k).ok())?;
     let identity = config.identity_signer(|k| std::env::var(k).ok())?;
@@ -78,9 +90,10 @@ fn run() -> anyhow::Result<()> {
 
     let conf = ServerConf {
         threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        // SIGTERM: stop accepting at once, give requests in flight 5 s.
+        // SIGTERM: stop accepting at once, give requests in flight the
+        // configured time.
         grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(5),
+        graceful_shutdown_timeout_seconds: Some(config.drain_seconds),
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -111,7 +124,19 @@ fn run() -> anyhow::Result<()> {
         _ => None,
     };
     let connections = Arc::new(ConnectionRegistry::default());
+    let metrics = Arc::new(metrics::ProxyMetrics::default());
+    let mut admin = Service::new(
+        "admin".into(),
+        pingora::apps::http_app::HttpServer::new_app(metrics::AdminApp {
+            metrics: metrics.clone(),
+            upstreams: upstreams.clone(),
+            connections: connections.clone(),
+        }),
+    );
+    admin.add_tcp(&config.admin_listen.to_string());
+    server.add_service(admin);
     let gateway = Gateway {
+        metrics,
         routes: RouteTable::new(config.route.clone()),
         upstreams,
         verifier,
@@ -131,6 +156,6 @@ fn run() -> anyhow::Result<()> {
     let mut service = Service::new("gatehouse proxy".into(), edge);
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
-    tracing::info!(address = %config.listen, "proxy listening");
+    tracing::info!(address = %config.listen, admin = %config.admin_listen, "proxy listening");
     server.run_forever()
 }

@@ -587,6 +587,8 @@ impl HostProcess {
 /// route to the test guest; it verifies tokens with the key set `jwks`.
 pub struct ProxyProcess {
     pub addr: SocketAddr,
+    /// The admin listener: `/healthz`, `/readyz`, `/metrics`.
+    pub admin_addr: SocketAddr,
     process: ChildProcess,
 }
 
@@ -622,18 +624,28 @@ impl ProxyProcess {
         }
         let guest_route = "\n[[route]]\nprefix = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
         std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
+        let admin_addr = free_loopback_port();
+        // The access log, as JSON lines, in `proxy.log`.
+        let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
         let mut command = Command::new(binary);
         command
             .arg("--config")
             .arg(&config)
-            .args(["--listen", &addr.to_string(), "--threads", "1"])
+            .args(["--listen", &addr.to_string(), "--admin-listen", &admin_addr.to_string(), "--threads", "1"])
             .env("JWT_PUBLIC_KEYS", jwks)
             .env("GATEHOUSE_IDENTITY_KEY", TEST_IDENTITY_KEY)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null());
+            .env("RUST_LOG", "warn,gatehouse::access=info")
+            .env("GATEHOUSE_LOG_FORMAT", "json")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         let mut process = ChildProcess::spawn(command, dir, "the proxy");
         process.wait_listening(addr, "the proxy");
-        Self { addr, process }
+        Self { addr, admin_addr, process }
+    }
+
+    /// What the proxy has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.process.dir().join("proxy.log")).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -134,6 +134,7 @@ fn echo(req: &Request) -> Response {
                 .map(|(name, value)| (name.to_owned(), json!(value.as_str())))
                 .collect::<serde_json::Map<_, _>>(),
             "user_id": header("x-gatehouse-user-id"),
+            "request_id": header("x-request-id"),
             "body_len": req.body().len(),
         })),
     )

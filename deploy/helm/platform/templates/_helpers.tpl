@@ -279,6 +279,8 @@ and (unless told otherwise) the signing keys fetched from the auth service.
 {{- $c = mergeOverwrite $c (deepCopy .Values.proxy.config) -}}
 {{- $hostAddress := printf "%s.%s.svc.cluster.local:%d" (include "platform.name" (dict "root" . "component" "host")) .Release.Namespace (int .Values.host.port) -}}
 {{- $_ := set $c "listen" (printf "0.0.0.0:%d" (int .Values.proxy.port)) -}}
+{{- $_ := set $c "admin_listen" (printf "0.0.0.0:%d" (int .Values.proxy.adminPort)) -}}
+{{- $_ := set $c "drain_seconds" (int .Values.proxy.drainSeconds) -}}
 {{- $upstreams := default dict $c.upstream -}}
 {{- $runtime := default dict $upstreams.runtime -}}
 {{- $_ := set $runtime "addresses" (list $hostAddress) -}}
