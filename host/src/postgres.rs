@@ -46,7 +46,8 @@ pub struct GuestConnection {
 
 /// A pooled session, lent to a guest.
 struct Session {
-    conn: PoolConnection<Postgres>,
+    /// Always there while the session lives; taken only when it ends.
+    conn: Option<PoolConnection<Postgres>>,
     /// A statement was running when the session was last seen: its request
     /// ended mid-statement (the time budget ran out). Such a session is
     /// closed, so the server stops the statement, rather than drained and
@@ -59,10 +60,23 @@ struct Session {
     max_result_bytes: usize,
 }
 
+impl Session {
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        self.conn.as_mut().expect("a live session has its connection")
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.busy {
-            self.conn.close_on_drop();
+        if self.busy
+            && let Some(conn) = self.conn.take()
+        {
+            // Out of the pool at once, so its slot is free for the next
+            // request, and dropped without a goodbye: a graceful close
+            // would wait on a server still busy with the statement (over
+            // TLS, for seconds). The server sees its client gone within a
+            // second and stops the statement.
+            drop(conn.detach());
         }
     }
 }
@@ -142,7 +156,7 @@ pub fn add_to_linker<T: Send + 'static>(
 async fn acquire((pool, max_result_bytes): (PgPool, usize), address: &str) -> Result<GuestConnection, Error> {
     match pool.acquire().await {
         Ok(conn) => {
-            let session = Session { conn, busy: false, max_result_bytes };
+            let session = Session { conn: Some(conn), busy: false, max_result_bytes };
             Ok(GuestConnection { session: Arc::new(tokio::sync::Mutex::new(session)) })
         }
         Err(e) => {
@@ -351,7 +365,7 @@ async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterVa
     let max = guest.max_result_bytes;
     let mut read = 0usize;
     let mut rows = Vec::new();
-    let mut stream = sqlx::query_with(statement, args).fetch(&mut *guest.conn);
+    let mut stream = sqlx::query_with(statement, args).fetch(guest.conn());
     let rows = loop {
         match stream.try_next().await {
             Ok(Some(row)) => {
@@ -374,7 +388,7 @@ async fn run_query(guest: &mut Session, statement: &str, params: Vec<ParameterVa
     let columns = match &rows {
         Ok(rows) if !rows.is_empty() => rows[0].columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
         // Without a row there are no column descriptions to read; ask for them.
-        Ok(_) => match (&mut *guest.conn).describe(statement).await.map_err(query_error) {
+        Ok(_) => match guest.conn().describe(statement).await.map_err(query_error) {
             Ok(described) => described.columns().iter().map(|c| column(c.name(), c.type_info())).collect(),
             Err(e) => {
                 guest.busy = false;
@@ -402,7 +416,7 @@ async fn run_execute(guest: &mut Session, statement: &str, params: Vec<Parameter
     }
     let args = bind_parameters(params)?;
     guest.busy = true;
-    let done = sqlx::query_with(statement, args).execute(&mut *guest.conn).await.map_err(query_error);
+    let done = sqlx::query_with(statement, args).execute(guest.conn()).await.map_err(query_error);
     guest.busy = false;
     Ok(done?.rows_affected())
 }
