@@ -114,6 +114,12 @@ pub struct ProxyConfig {
     /// What one request may send, and how long the proxy waits.
     #[serde(default)]
     pub limits: EdgeLimits,
+    /// Response compression (gzip, brotli, zstd) by type and size.
+    #[serde(default)]
+    pub compression: crate::compression::CompressionConfig,
+    /// Cross-origin policies by name, which routes name with `cors`.
+    #[serde(default)]
+    pub cors: BTreeMap<String, crate::cors::CorsPolicy>,
     /// Addresses of the proxies in front (the load balancer): only from
     /// them is `X-Forwarded-For` believed when telling the client's address.
     #[serde(default)]
@@ -383,6 +389,10 @@ pub struct RouteConfig {
     /// Names of `[rate_limit]` entries a request on this route counts against.
     #[serde(default)]
     pub rate_limits: Vec<String>,
+    /// Name of a `[cors]` policy: preflights answered at the edge, and the
+    /// `Access-Control-*` headers for allowed origins. None by default.
+    #[serde(default)]
+    pub cors: Option<String>,
 }
 
 impl EdgeLimits {
@@ -453,6 +463,12 @@ impl ProxyConfig {
             if let Some(name) = route.rate_limits.iter().find(|n| !self.rate_limit.contains_key(*n)) {
                 return Err(problem(&format!("no rate limit named `{name}`")));
             }
+            if let Some(name) = route.cors.as_ref().filter(|n| !self.cors.contains_key(*n)) {
+                return Err(problem(&format!("no CORS policy named `{name}`")));
+            }
+        }
+        for (name, policy) in &self.cors {
+            policy.validate().map_err(|p| ConfigError::Route { prefix: format!("[cors.{name}]"), problem: p })?;
         }
         Ok(())
     }

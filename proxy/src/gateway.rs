@@ -12,13 +12,17 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::LoadBalancer;
 use pingora::lb::selection::RoundRobin;
+use pingora::modules::http::compression::ResponseCompression;
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::compression::Algorithm;
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::compression::CompressionConfig;
 use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
+use crate::cors::{CorsPolicy, Preflight};
 use crate::framing::check_head;
 use crate::identity::{Claim, IdentitySigner, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::jwks::JwksFetcher;
@@ -46,6 +50,26 @@ pub struct Gateway {
     /// Fetches the auth service's keys when a token names an unknown one.
     pub jwks: Option<Arc<JwksFetcher>>,
     pub metrics: Arc<ProxyMetrics>,
+    pub compression: CompressionConfig,
+    pub cors: BTreeMap<String, CorsPolicy>,
+}
+
+/// What `admit` decided for a request it let through.
+enum Admitted {
+    /// Pass it on.
+    Proxy,
+    /// A CORS preflight, answered here with these headers.
+    Preflight(Vec<(&'static str, String)>),
+}
+
+/// Pingora's compression of the answer to `session`, set to `levels`
+/// (gzip, brotli, zstd), or off with zeros.
+fn set_compression(session: &mut Session, levels: [u32; 3]) {
+    if let Some(c) = session.downstream_modules_ctx.get_mut::<ResponseCompression>() {
+        for (algorithm, level) in [Algorithm::Gzip, Algorithm::Brotli, Algorithm::Zstd].into_iter().zip(levels) {
+            c.adjust_algorithm_level(algorithm, level);
+        }
+    }
 }
 
 /// The request id header clients, the proxy and upstreams share.
@@ -73,6 +97,8 @@ pub struct RequestCtx {
     path: Option<String>,
     /// The upstream server chosen.
     upstream_addr: Option<String>,
+    /// The route's CORS headers for this request's origin.
+    cors: Vec<(&'static str, String)>,
     upstream: Option<String>,
     /// The normalised path plus the query: what the upstream is sent.
     upstream_target: Option<String>,
@@ -117,7 +143,7 @@ fn too_many(wait: Duration) -> Refusal {
 impl Gateway {
     /// Everything decided about a request before any upstream is chosen:
     /// its framing, its one normalised path, its route, its identity.
-    fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Admitted, Refusal> {
         if let ServerSession::H1(h1) = session.as_downstream() {
             // The head gate checked the head as it arrived; this checks what
             // the parser took, whatever path it came by.
@@ -131,6 +157,21 @@ impl Gateway {
             return Err(refuse(400, "Invalid query string"));
         }
         let route = self.routes.find(&path).ok_or_else(|| refuse(404, "Not Found"))?;
+        if let Some(policy) = route.cors.as_ref().and_then(|name| self.cors.get(name)) {
+            let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+            if let Some(origin) = header("origin") {
+                // A preflight carries no token: it is answered before any check.
+                if req.method == http::Method::OPTIONS
+                    && let Some(method) = header("access-control-request-method")
+                {
+                    return match policy.preflight(origin, method, header("access-control-request-headers")) {
+                        Preflight::Allowed(headers) => Ok(Admitted::Preflight(headers)),
+                        Preflight::Refused(why) => Err(refuse(403, why)),
+                    };
+                }
+                ctx.cors = policy.response_headers(origin);
+            }
+        }
         ctx.route = Some(route.prefix.clone());
         ctx.path = Some(path.clone());
         ctx.upstream = Some(route.upstream.clone());
@@ -158,7 +199,7 @@ impl Gateway {
             };
             ctx.identity = Some(self.verifier.verify_bearer_token(authorization).map_err(unauthorized)?);
         }
-        self.count_request(session, ctx, &path, &rate_limits)
+        self.count_request(session, ctx, &path, &rate_limits).map(|()| Admitted::Proxy)
     }
 
     /// Counts the request against its route's limits. A limit keyed by
@@ -227,6 +268,7 @@ impl ProxyHttp for Gateway {
             route: None,
             path: None,
             upstream_addr: None,
+            cors: Vec::new(),
             upstream: None,
             upstream_target: None,
             identity: None,
@@ -242,6 +284,25 @@ impl ProxyHttp for Gateway {
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         ctx.request_id = request_id(session.req_header().headers.get(X_REQUEST_ID).map(|v| v.as_bytes()));
+        // On now, so the module reads `Accept-Encoding`, narrowed to the one
+        // coding we chose by the client's q-values (the module itself takes
+        // the first listed); the answer's type and size decide in
+        // `response_filter`.
+        if self.compression.enabled {
+            let accept = session.req_header().headers.get(http::header::ACCEPT_ENCODING);
+            let chosen = self.compression.negotiate(accept.and_then(|v| v.to_str().ok()));
+            let req = session.req_header_mut();
+            match chosen {
+                Some(coding) => {
+                    req.insert_header(http::header::ACCEPT_ENCODING, coding)?;
+                    let c = &self.compression;
+                    set_compression(session, [c.gzip_level, c.brotli_level, c.zstd_level]);
+                }
+                None => {
+                    req.remove_header(&http::header::ACCEPT_ENCODING);
+                }
+            }
+        }
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             self.connections.head_received(*client);
             let proto = session.req_header().headers.get_all("x-forwarded-proto").iter().next_back();
@@ -262,8 +323,20 @@ impl ProxyHttp for Gateway {
             admitted = self.admit(session, ctx);
         }
         match admitted {
-            Ok(()) => Ok(false),
+            Ok(Admitted::Proxy) => Ok(false),
+            Ok(Admitted::Preflight(headers)) => {
+                let mut response = ResponseHeader::build(204, Some(headers.len() + 8))?;
+                for (name, value) in headers {
+                    response.insert_header(name, value)?;
+                }
+                response.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+                add_security_headers(&mut response)?;
+                session.write_response_header(Box::new(response), true).await?;
+                Ok(true)
+            }
             Err(refusal) => {
+                // The proxy's own answers are a few bytes.
+                set_compression(session, [0; 3]);
                 if refusal.status == 400 || refusal.status == 431 || refusal.status == 413 {
                     // What follows on this connection cannot be trusted to be
                     // framed as we think: close it after answering.
@@ -387,14 +460,27 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let header = |name| upstream_response.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+        let content_type = header(http::header::CONTENT_TYPE);
+        let length = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+        if !self.compression.worth_it(content_type, length) {
+            set_compression(session, [0; 3]);
+        }
         if ctx.over_tls {
             upstream_response.insert_header(HSTS.0, HSTS.1)?;
         }
         upstream_response.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+        for (name, value) in &ctx.cors {
+            if *name == "vary" {
+                upstream_response.append_header(*name, value.as_str())?;
+            } else {
+                upstream_response.insert_header(*name, value.as_str())?;
+            }
+        }
         add_security_headers(upstream_response)
     }
 
@@ -411,6 +497,7 @@ impl ProxyHttp for Gateway {
             _ => 500,
         };
         if code > 0 {
+            set_compression(session, [0; 3]);
             let detail = match code {
                 400 => "Bad request",
                 413 => "Request body too large",

@@ -2,8 +2,10 @@
 //! bearer tokens before any upstream is contacted, and passes the verified
 //! identity on in `x-gatehouse-user-id`.
 
+mod compression;
 mod config;
 mod connections;
+mod cors;
 mod framing;
 mod gateway;
 mod headgate;
@@ -137,6 +139,8 @@ fn run() -> anyhow::Result<()> {
     server.add_service(admin);
     let gateway = Gateway {
         metrics,
+        compression: config.compression.clone(),
+        cors: config.cors.clone(),
         routes: RouteTable::new(config.route.clone()),
         upstreams,
         verifier,

@@ -51,6 +51,7 @@ mod tests {
             max_body_bytes: None,
             upgrade: false,
             rate_limits: Vec::new(),
+            cors: None,
         };
         RouteTable::new(vec![
             route("/", AuthPolicy::Public),
@@ -82,6 +83,7 @@ mod tests {
             max_body_bytes: None,
             upgrade: false,
             rate_limits: Vec::new(),
+            cors: None,
         }]);
         assert!(no_root.find("/other").is_none());
     }
@@ -96,6 +98,7 @@ mod tests {
             max_body_bytes: None,
             upgrade: false,
             rate_limits: Vec::new(),
+            cors: None,
         };
         let items = route("/api/v1/items", "/items/api/v1/items");
         assert_eq!(items.upstream_path("/api/v1/items"), "/items/api/v1/items");

@@ -622,7 +622,26 @@ impl ProxyProcess {
             let line = line.unwrap_or_else(|| panic!("deploy/proxy.toml sets no `{key}`"));
             pointed = pointed.replace(&line, &format!("{key} = {value}"));
         }
-        let guest_route = "\n[[route]]\nprefix = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
+        // The test guest, in public, and behind a token at `/guest-private`;
+        // both allow cross-origin requests from one test origin.
+        let guest_route = r#"
+[[route]]
+prefix = "/guest"
+upstream = "runtime"
+auth = "public"
+cors = "test"
+
+[[route]]
+prefix = "/guest-private"
+rewrite = "/guest"
+upstream = "runtime"
+auth = "required"
+cors = "test"
+
+[cors.test]
+origins = ["https://app.example.test"]
+credentials = true
+"#;
         std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
         let admin_addr = free_loopback_port();
         // The access log, as JSON lines, in `proxy.log`.
