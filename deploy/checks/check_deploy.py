@@ -523,6 +523,9 @@ def register_config_checks(checks: Checks, rendered: dict[str, list[dict]]) -> N
             expected["admin_listen"] = "0.0.0.0:9091"
             expected["drain_seconds"] = values_get(values, "proxy.drainSeconds", 25)
             expected["upstream"]["runtime"]["addresses"] = [host]
+            # Replicas are checked at the host's readiness endpoint.
+            expected["upstream"]["runtime"]["health_check_path"] = "/readyz"
+            expected["upstream"]["runtime"]["health_check_port"] = 9081
             expected["jwt"]["jwks_url"] = f"http://{host}/auth/api/v1/.well-known/jwks.json"
             if values.get("platform") == "aws":
                 expected["trusted_proxies"] = values["terraformOutputs"]["public_subnet_cidrs"]

@@ -345,9 +345,34 @@ pub struct UpstreamConfig {
     /// `host:port` of each server; requests are spread round-robin over
     /// those passing the health check.
     pub addresses: Vec<String>,
-    /// Seconds between TCP health checks of each address.
+    /// Seconds between health checks of each address.
     #[serde(default = "default_health_check_seconds")]
     pub health_check_seconds: u64,
+    /// An HTTP health check: `GET` this path must answer 200 (the host's
+    /// `/readyz`). Unset, a TCP connect is the check.
+    #[serde(default)]
+    pub health_check_path: Option<String>,
+    /// The port the HTTP health check goes to, if not the address's own
+    /// (the host's admin port).
+    #[serde(default)]
+    pub health_check_port: Option<u16>,
+    /// Times one request may be tried again on another server: when no
+    /// connection could be made (nothing was sent), or for an idempotent
+    /// method when the server failed before answering.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// A server that failed a request is passed over for this long (or
+    /// until no other is left), without waiting for its health check.
+    #[serde(default = "default_eject_seconds")]
+    pub eject_seconds: u64,
+}
+
+fn default_eject_seconds() -> u64 {
+    5
+}
+
+fn default_retries() -> u32 {
+    2
 }
 
 fn default_health_check_seconds() -> u64 {

@@ -17,6 +17,7 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::http::compression::Algorithm;
 use pingora::proxy::FailToProxy;
+use pingora::upstreams::peer::Peer as _;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::compression::CompressionConfig;
@@ -52,6 +53,43 @@ pub struct Gateway {
     pub metrics: Arc<ProxyMetrics>,
     pub compression: CompressionConfig,
     pub cors: BTreeMap<String, CorsPolicy>,
+    /// Tries again allowed per request, by upstream.
+    pub retries: BTreeMap<String, u32>,
+    /// How long a server that failed is passed over, by upstream.
+    pub eject_for: BTreeMap<String, Duration>,
+    /// Servers passed over, until when.
+    pub ejected: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, Instant>>,
+    pub retry_budget: RetryBudget,
+}
+
+/// Retries over all requests are kept to a fifth of the requests (plus a
+/// small reserve), so a failing upstream is not sent a storm of them.
+pub struct RetryBudget(std::sync::Mutex<f64>);
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(RETRY_RESERVE))
+    }
+}
+
+const RETRY_RESERVE: f64 = 10.0;
+const RETRIES_PER_REQUEST: f64 = 0.2;
+
+impl RetryBudget {
+    fn deposit(&self) {
+        let mut tokens = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *tokens = (*tokens + RETRIES_PER_REQUEST).min(RETRY_RESERVE + 100.0);
+    }
+
+    fn withdraw(&self) -> bool {
+        let mut tokens = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What `admit` decided for a request it let through.
@@ -99,6 +137,9 @@ pub struct RequestCtx {
     upstream_addr: Option<String>,
     /// The route's CORS headers for this request's origin.
     cors: Vec<(&'static str, String)>,
+    /// Servers that failed this request, not chosen again for it.
+    failed: Vec<std::net::SocketAddr>,
+    retried: u32,
     upstream: Option<String>,
     /// The normalised path plus the query: what the upstream is sent.
     upstream_target: Option<String>,
@@ -141,6 +182,23 @@ fn too_many(wait: Duration) -> Refusal {
 }
 
 impl Gateway {
+    /// Whether a request that failed on `peer` may be tried once more
+    /// elsewhere: within its upstream's retries and the overall budget.
+    fn may_retry(&self, peer: &HttpPeer, ctx: &mut RequestCtx) -> bool {
+        if let Some(addr) = peer.address().as_inet() {
+            ctx.failed.push(*addr);
+            let eject_for = ctx.upstream.as_ref().and_then(|u| self.eject_for.get(u)).copied().unwrap_or_default();
+            self.ejected.lock().unwrap_or_else(|e| e.into_inner()).insert(*addr, Instant::now() + eject_for);
+        }
+        let allowed = ctx.upstream.as_ref().and_then(|u| self.retries.get(u)).copied().unwrap_or(0);
+        if ctx.retried >= allowed || !self.retry_budget.withdraw() {
+            return false;
+        }
+        ctx.retried += 1;
+        self.metrics.retried(ctx.upstream.as_deref().unwrap_or_default());
+        true
+    }
+
     /// Everything decided about a request before any upstream is chosen:
     /// its framing, its one normalised path, its route, its identity.
     fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Admitted, Refusal> {
@@ -269,6 +327,8 @@ impl ProxyHttp for Gateway {
             path: None,
             upstream_addr: None,
             cors: Vec::new(),
+            failed: Vec::new(),
+            retried: 0,
             upstream: None,
             upstream_target: None,
             identity: None,
@@ -399,7 +459,29 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let name = ctx.upstream.as_deref().unwrap_or_default();
-        let backend = self.upstreams.get(name).and_then(|lb| lb.select(b"", 256)).ok_or_else(|| {
+        if ctx.retried == 0 {
+            self.retry_budget.deposit();
+        }
+        // A retry goes to another server than the ones that failed it, and
+        // a server that failed lately is passed over while others are left.
+        let now = Instant::now();
+        let ejected: Vec<std::net::SocketAddr> = {
+            let mut ejected = self.ejected.lock().unwrap_or_else(|e| e.into_inner());
+            ejected.retain(|_, until| *until > now);
+            ejected.keys().copied().collect()
+        };
+        let lb = self.upstreams.get(name);
+        let pick = |skip_ejected: bool| {
+            lb.and_then(|lb| {
+                lb.select_with(b"", 256, |b, healthy| {
+                    let addr = b.addr.as_inet();
+                    healthy
+                        && !addr.is_some_and(|a| ctx.failed.contains(a))
+                        && !(skip_ejected && addr.is_some_and(|a| ejected.contains(a)))
+                })
+            })
+        };
+        let backend = pick(true).or_else(|| pick(false)).ok_or_else(|| {
             Error::explain(ErrorType::ConnectNoRoute, format!("no healthy server in upstream `{name}`"))
         })?;
         ctx.upstream_addr = Some(backend.addr.to_string());
@@ -482,6 +564,40 @@ impl ProxyHttp for Gateway {
             }
         }
         add_security_headers(upstream_response)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing was sent: safe to try another server, whatever the method.
+        e.set_retry(self.may_retry(peer, ctx));
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("upstream {}", peer.address()));
+        // Sent, but no answer yet: again only if the method says so, and
+        // the whole body is still at hand. Not after a timeout: the server
+        // may still be at it, and another would only double the work.
+        let timed_out = matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout);
+        let again = !timed_out
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none()
+            && self.may_retry(peer, ctx);
+        e.set_retry(again);
+        e
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {

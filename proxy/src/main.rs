@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use pingora::lb::LoadBalancer;
-use pingora::lb::health_check::TcpHealthCheck;
+use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
@@ -105,7 +105,16 @@ fn run() -> anyhow::Result<()> {
     for (name, upstream) in &config.upstream {
         let mut lb = LoadBalancer::try_from_iter(upstream.addresses.iter().map(String::as_str))
             .with_context(|| format!("upstream `{name}`: bad address"))?;
-        lb.set_health_check(TcpHealthCheck::new());
+        match &upstream.health_check_path {
+            Some(path) => {
+                let mut check = HttpHealthCheck::new("gatehouse-health-check", false);
+                check.req = pingora::http::RequestHeader::build("GET", path.as_bytes(), None)?;
+                check.req.insert_header("host", "gatehouse-health-check")?;
+                check.port_override = upstream.health_check_port;
+                lb.set_health_check(Box::new(check));
+            }
+            None => lb.set_health_check(TcpHealthCheck::new()),
+        }
         lb.health_check_frequency = Some(Duration::from_secs(upstream.health_check_seconds));
         let service = background_service(&format!("health check: {name}"), lb);
         upstreams.insert(name.clone(), service.task());
@@ -140,6 +149,14 @@ fn run() -> anyhow::Result<()> {
     let gateway = Gateway {
         metrics,
         compression: config.compression.clone(),
+        retries: config.upstream.iter().map(|(name, u)| (name.clone(), u.retries)).collect(),
+        eject_for: config
+            .upstream
+            .iter()
+            .map(|(name, u)| (name.clone(), Duration::from_secs(u.eject_seconds)))
+            .collect(),
+        ejected: Default::default(),
+        retry_budget: gateway::RetryBudget::default(),
         cors: config.cors.clone(),
         routes: RouteTable::new(config.route.clone()),
         upstreams,

@@ -41,6 +41,8 @@ pub struct ProxyMetrics {
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     /// Requests a rate limit refused, by limit.
     rate_limited: Mutex<BTreeMap<String, u64>>,
+    /// Requests tried again on another server, by upstream.
+    retries: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The route label of a request no route took.
@@ -63,6 +65,10 @@ impl ProxyMetrics {
 
     pub fn auth_failed(&self, reason: &'static str) {
         *lock(&self.auth_failures).entry(reason).or_default() += 1;
+    }
+
+    pub fn retried(&self, upstream: &str) {
+        *lock(&self.retries).entry(upstream.to_owned()).or_default() += 1;
     }
 
     pub fn rate_limited(&self, limit: &str) {
@@ -103,6 +109,15 @@ impl ProxyMetrics {
         header(&mut out, "gatehouse_proxy_rate_limited_total", "counter", "Requests refused by a rate limit.");
         for (limit, n) in lock(&self.rate_limited).iter() {
             let _ = writeln!(out, "gatehouse_proxy_rate_limited_total{{limit=\"{limit}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "gatehouse_proxy_upstream_retries_total",
+            "counter",
+            "Requests tried again on another server.",
+        );
+        for (upstream, n) in lock(&self.retries).iter() {
+            let _ = writeln!(out, "gatehouse_proxy_upstream_retries_total{{upstream=\"{upstream}\"}} {n}");
         }
         header(&mut out, "gatehouse_proxy_open_connections", "gauge", "Client connections open.");
         let _ = writeln!(out, "gatehouse_proxy_open_connections {open_connections}");

@@ -434,10 +434,26 @@ impl ChildProcess {
     fn wait_listening(&mut self, addr: SocketAddr, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(addr).is_err() {
-            assert!(self.child.try_wait().unwrap().is_none(), "{what} exited at start-up");
-            assert!(Instant::now() < deadline, "{what} did not listen within 30 s");
+            assert!(self.child.try_wait().unwrap().is_none(), "{what} exited at start-up{}", self.logs());
+            assert!(Instant::now() < deadline, "{what} did not listen within 30 s{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The end of each log file in the process's folder, to explain a
+    /// failure.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                out.push_str(&format!("\n--- {}:\n", path.display()));
+                out.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
+            }
+        }
+        out
     }
 
     pub fn dir(&self) -> &Path {
@@ -535,7 +551,13 @@ pub struct HostProcess {
 
 impl HostProcess {
     pub fn start(binary: &Path, manifest: &str, env: &[(&str, &str)]) -> Self {
-        let (addr, admin_addr) = (free_loopback_port(), free_loopback_port());
+        Self::start_at(binary, manifest, env, free_loopback_port())
+    }
+
+    /// Like [`HostProcess::start`], listening on `addr` (a replica that
+    /// comes back where it was).
+    pub fn start_at(binary: &Path, manifest: &str, env: &[(&str, &str)], addr: SocketAddr) -> Self {
+        let admin_addr = free_loopback_port();
         let dir = ChildProcess::folder("host");
         std::fs::write(dir.join("host.toml"), manifest).unwrap();
         let log = std::fs::File::create(dir.join("host.log")).unwrap();
@@ -600,18 +622,25 @@ impl ProxyProcess {
     /// Like [`ProxyProcess::start`], with some settings of the deployed
     /// configuration changed: `("max_body_bytes", "4096")` replaces the line
     /// that sets `max_body_bytes`; `("jwt.jwks_url", "...")` adds a setting
-    /// the deployed file leaves out to its `[jwt]` table.
+    /// the deployed file leaves out to its `[jwt]` table
+    /// (`"upstream.runtime.retries"` to `[upstream.runtime]`).
     pub fn start_with(binary: &Path, upstream: SocketAddr, jwks: &str, overrides: &[(&str, &str)]) -> Self {
+        Self::start_for(binary, &[upstream], jwks, overrides)
+    }
+
+    /// Like [`ProxyProcess::start_with`], its upstream a pool of `upstreams`.
+    pub fn start_for(binary: &Path, upstreams: &[SocketAddr], jwks: &str, overrides: &[(&str, &str)]) -> Self {
         let addr = free_loopback_port();
         let dir = ChildProcess::folder("proxy");
         let config = dir.join("proxy.toml");
         let deployed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/proxy.toml"))
             .expect("reading deploy/proxy.toml");
+        let addresses: Vec<String> = upstreams.iter().map(|a| format!("{:?}", a.to_string())).collect();
         let mut pointed =
-            deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!(r#"addresses = ["{upstream}"]"#));
+            deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!("addresses = [{}]", addresses.join(", ")));
         assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
         for (key, value) in overrides {
-            if let Some((table, key)) = key.split_once('.') {
+            if let Some((table, key)) = key.rsplit_once('.') {
                 let header = format!("[{table}]\n");
                 assert!(pointed.contains(&header), "deploy/proxy.toml has no [{table}]");
                 pointed = pointed.replacen(&header, &format!("{header}{key} = {value}\n"), 1);

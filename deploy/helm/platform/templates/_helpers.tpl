@@ -284,6 +284,8 @@ and (unless told otherwise) the signing keys fetched from the auth service.
 {{- $upstreams := default dict $c.upstream -}}
 {{- $runtime := default dict $upstreams.runtime -}}
 {{- $_ := set $runtime "addresses" (list $hostAddress) -}}
+{{- $_ := set $runtime "health_check_path" "/readyz" -}}
+{{- $_ := set $runtime "health_check_port" (int .Values.host.adminPort) -}}
 {{- $_ := set $upstreams "runtime" $runtime -}}
 {{- $_ := set $c "upstream" $upstreams -}}
 {{- if .Values.proxy.fetchSigningKeys -}}

@@ -1,0 +1,89 @@
+//! The proxy in front of three runtime replicas, over real sockets: one is
+//! killed under steady load and no GET is lost (connection failures and
+//! idempotent requests cut short are tried on another replica); when it
+//! comes back on its address it is used again.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use testkit::{HostProcess, ProxyProcess, components_dir, test_compile_cache, test_jwks};
+
+/// A replica: the test guest alone, no database.
+fn manifest() -> String {
+    format!(
+        "[server]\ncompile_cache = {:?}\n[component.guest]\nroute = \"/guest/...\"\nfile = {:?}\n",
+        test_compile_cache().display().to_string(),
+        components_dir().join("test_guest.wasm").display().to_string()
+    )
+}
+
+fn host_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")).parent().unwrap().join("gatehouse-host").leak()
+}
+
+async fn served_by(host: &HostProcess) -> u64 {
+    let metrics = reqwest::get(format!("http://{}/metrics", host.admin_addr)).await.unwrap().text().await.unwrap();
+    let prefix = r#"gatehouse_requests_total{component="guest",status="200"} "#;
+    metrics.lines().find_map(|l| l.strip_prefix(prefix)).map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_get_and_is_used_again_when_back() {
+    assert!(host_binary().is_file(), "build the host first: cargo build -p host");
+    let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(host_binary(), &manifest(), &[])).collect();
+    let addresses: Vec<_> = hosts.iter().map(|h| h.addr).collect();
+    let proxy = ProxyProcess::start_for(
+        Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")),
+        &addresses,
+        &test_jwks(&[]),
+        &[
+            ("health_check_seconds", "1"),
+            ("upstream.runtime.health_check_path", "\"/guest/env/UNSET\""),
+            ("eject_seconds", "2"),
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (url, stop) = (proxy.url("/guest/echo"), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    hosts[1].signal("KILL");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let back = HostProcess::start_at(host_binary(), &manifest(), &[], addresses[1]);
+    // Health checks run every second: give the proxy a few to see it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for worker in workers {
+        let (o, f) = worker.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} GETs failed: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 100, "the load ran: {ok} requests");
+    assert!(served_by(&back).await > 0, "the replica that came back was used again");
+    let metrics = reqwest::get(format!("http://{}/metrics", proxy.admin_addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gatehouse_proxy_upstream_retries_total{upstream=\"runtime\"}"), "{metrics}");
+    hosts[1] = back;
+}
