@@ -317,6 +317,21 @@ def main() -> int:
             assert re.search(r"^HEALTHCHECK .*CMD", final, re.M), f"{dockerfile.name}: no HEALTHCHECK"
             assert "org.opencontainers.image.title" in final, f"{dockerfile.name}: no labels"
 
+    @checks.check("the Grafana dashboard charts every metric the proxy and host export, and only those")
+    def _():
+        dashboard = json.loads((ROOT / "deploy/grafana/gatehouse.json").read_text())
+        queried = set()
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                queried |= {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"gatehouse_[a-z_]+", target["expr"])}
+        exported = set()
+        for source in ("proxy/src/metrics.rs", "host/src/metrics.rs"):
+            exported |= set(re.findall(r"# TYPE (gatehouse_[a-z_]+) ", (ROOT / source).read_text()))
+            exported |= set(re.findall(r'header\(\s*&mut out,\s*"(gatehouse_[a-z_]+)"', (ROOT / source).read_text()))
+        assert exported, "no metric found in the sources"
+        assert queried <= exported, f"charted but not exported: {sorted(queried - exported)}"
+        assert exported <= queried, f"exported but not charted: {sorted(exported - queried)}"
+
     for name, objects in rendered.items():
         register_property_checks(checks, name, objects, all_values[name])
     register_config_checks(checks, rendered)
