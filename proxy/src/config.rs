@@ -108,6 +108,10 @@ pub struct ProxyConfig {
     /// before the proxy exits anyway; below Kubernetes' 30 s grace.
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    /// How often (seconds) this file is checked for changes, which are then
+    /// loaded; 0 leaves it to SIGHUP alone.
+    #[serde(default = "default_reload_poll_seconds")]
+    pub reload_poll_seconds: u64,
     /// How bearer tokens are verified at the edge.
     #[serde(default)]
     pub jwt: JwtConfig,
@@ -148,6 +152,10 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_drain_seconds() -> u64 {
     20
+}
+
+fn default_reload_poll_seconds() -> u64 {
+    2
 }
 
 fn default_identity_key_env() -> String {

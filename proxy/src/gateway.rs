@@ -39,27 +39,77 @@ pub const IDENTITY_HEADER_PREFIX: &str = "x-gatehouse-";
 pub const USER_ID_HEADER: &str = "x-gatehouse-user-id";
 
 pub struct Gateway {
-    pub routes: RouteTable,
+    /// What a configuration reload may change, swapped whole; each request
+    /// takes the one current when it arrives and keeps it to its end.
+    pub policy: PolicyCell,
     pub upstreams: BTreeMap<String, Arc<LoadBalancer<RoundRobin>>>,
     pub verifier: TokenVerifier,
     /// Signs what the host is told about each request.
     pub identity: IdentitySigner,
-    pub limits: EdgeLimits,
     pub connections: Arc<ConnectionRegistry>,
-    pub trusted_proxies: Vec<Network>,
-    pub rate_limiters: BTreeMap<String, RateLimiter>,
     /// Fetches the auth service's keys when a token names an unknown one.
     pub jwks: Option<Arc<JwksFetcher>>,
     pub metrics: Arc<ProxyMetrics>,
+    pub retry_budget: RetryBudget,
+    /// Servers passed over, until when.
+    pub ejected: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, Instant>>,
+}
+
+/// The routes and everything decided per request from configuration,
+/// compiled once per (re)load and shared by the requests that use it.
+pub struct Policy {
+    pub routes: RouteTable,
+    pub limits: EdgeLimits,
+    pub trusted_proxies: Vec<Network>,
+    pub rate_limiters: BTreeMap<String, RateLimiter>,
     pub compression: CompressionConfig,
     pub cors: BTreeMap<String, CorsPolicy>,
     /// Tries again allowed per request, by upstream.
     pub retries: BTreeMap<String, u32>,
     /// How long a server that failed is passed over, by upstream.
     pub eject_for: BTreeMap<String, Duration>,
-    /// Servers passed over, until when.
-    pub ejected: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, Instant>>,
-    pub retry_budget: RetryBudget,
+}
+
+impl Policy {
+    pub fn new(config: &crate::config::ProxyConfig) -> Self {
+        Self {
+            routes: RouteTable::new(config.route.clone()),
+            limits: config.limits.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            rate_limiters: config
+                .rate_limit
+                .iter()
+                .map(|(name, rule)| (name.clone(), RateLimiter::new(rule.clone())))
+                .collect(),
+            compression: config.compression.clone(),
+            cors: config.cors.clone(),
+            retries: config.upstream.iter().map(|(name, u)| (name.clone(), u.retries)).collect(),
+            eject_for: config
+                .upstream
+                .iter()
+                .map(|(name, u)| (name.clone(), Duration::from_secs(u.eject_seconds)))
+                .collect(),
+        }
+    }
+}
+
+/// The current [`Policy`], shared by the gateway and whatever reloads it.
+#[derive(Clone)]
+pub struct PolicyCell(Arc<std::sync::RwLock<Arc<Policy>>>);
+
+impl PolicyCell {
+    pub fn new(policy: Policy) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(policy))))
+    }
+
+    pub fn current(&self) -> Arc<Policy> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `policy` the one new requests take; those under way keep theirs.
+    pub fn replace(&self, policy: Policy) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+    }
 }
 
 /// Retries over all requests are kept to a fifth of the requests (plus a
@@ -127,6 +177,8 @@ fn request_id(sent: Option<&[u8]>) -> String {
 
 /// Per-request state, filled in by `request_filter`.
 pub struct RequestCtx {
+    /// The policy current when the request arrived.
+    policy: Arc<Policy>,
     started: Instant,
     /// Kept from the client or made here; sent upstream and back.
     request_id: String,
@@ -185,12 +237,13 @@ impl Gateway {
     /// Whether a request that failed on `peer` may be tried once more
     /// elsewhere: within its upstream's retries and the overall budget.
     fn may_retry(&self, peer: &HttpPeer, ctx: &mut RequestCtx) -> bool {
+        let policy = ctx.policy.clone();
         if let Some(addr) = peer.address().as_inet() {
             ctx.failed.push(*addr);
-            let eject_for = ctx.upstream.as_ref().and_then(|u| self.eject_for.get(u)).copied().unwrap_or_default();
+            let eject_for = ctx.upstream.as_ref().and_then(|u| policy.eject_for.get(u)).copied().unwrap_or_default();
             self.ejected.lock().unwrap_or_else(|e| e.into_inner()).insert(*addr, Instant::now() + eject_for);
         }
-        let allowed = ctx.upstream.as_ref().and_then(|u| self.retries.get(u)).copied().unwrap_or(0);
+        let allowed = ctx.upstream.as_ref().and_then(|u| policy.retries.get(u)).copied().unwrap_or(0);
         if ctx.retried >= allowed || !self.retry_budget.withdraw() {
             return false;
         }
@@ -202,10 +255,11 @@ impl Gateway {
     /// Everything decided about a request before any upstream is chosen:
     /// its framing, its one normalised path, its route, its identity.
     fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Admitted, Refusal> {
+        let policy = ctx.policy.clone();
         if let ServerSession::H1(h1) = session.as_downstream() {
             // The head gate checked the head as it arrived; this checks what
             // the parser took, whatever path it came by.
-            check_head(&h1.get_headers_raw_bytes(), &self.limits.head()).map_err(|e| refuse(e.status, e.detail))?;
+            check_head(&h1.get_headers_raw_bytes(), &policy.limits.head()).map_err(|e| refuse(e.status, e.detail))?;
         }
         let req = session.req_header();
         check_host(req)?;
@@ -214,8 +268,8 @@ impl Gateway {
         if query.as_deref().is_some_and(|q| !query_is_valid(q)) {
             return Err(refuse(400, "Invalid query string"));
         }
-        let route = self.routes.find(&path).ok_or_else(|| refuse(404, "Not Found"))?;
-        if let Some(policy) = route.cors.as_ref().and_then(|name| self.cors.get(name)) {
+        let route = policy.routes.find(&path).ok_or_else(|| refuse(404, "Not Found"))?;
+        if let Some(policy) = route.cors.as_ref().and_then(|name| policy.cors.get(name)) {
             let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
             if let Some(origin) = header("origin") {
                 // A preflight carries no token: it is answered before any check.
@@ -233,7 +287,7 @@ impl Gateway {
         ctx.route = Some(route.prefix.clone());
         ctx.path = Some(path.clone());
         ctx.upstream = Some(route.upstream.clone());
-        ctx.max_body_bytes = route.max_body_bytes.unwrap_or(self.limits.max_body_bytes);
+        ctx.max_body_bytes = route.max_body_bytes.unwrap_or(policy.limits.max_body_bytes);
         let upstream_path = route.upstream_path(&path);
         ctx.upstream_target = Some(match query {
             Some(q) => format!("{upstream_path}?{q}"),
@@ -270,14 +324,15 @@ impl Gateway {
         path: &str,
         names: &[String],
     ) -> Result<(), Refusal> {
+        let policy = ctx.policy.clone();
         let Some(peer) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) else { return Ok(()) };
         let forwarded: Vec<&str> =
             session.req_header().headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-        let ip = client_ip(peer, &forwarded, &self.trusted_proxies);
+        let ip = client_ip(peer, &forwarded, &policy.trusted_proxies);
         ctx.client_ip = Some(ip);
         let now = Instant::now();
         for name in names {
-            let limiter = &self.rate_limiters[name];
+            let limiter = &policy.rate_limiters[name];
             let key = match limiter.rule.key {
                 RateKey::Ip => ip.to_string(),
                 RateKey::User => ctx.identity.as_ref().map_or_else(|| ip.to_string(), |i| i.user_id.clone()),
@@ -302,11 +357,12 @@ impl Gateway {
     /// The account-keyed limits, once the form naming the account is read;
     /// a body naming none is counted by address.
     fn count_form(&self, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        let policy = ctx.policy.clone();
         let username = named_account(&ctx.form).map(|u| u.to_lowercase());
         let key = username.or_else(|| ctx.client_ip.map(|ip| ip.to_string())).unwrap_or_default();
         let now = Instant::now();
         for name in std::mem::take(&mut ctx.username_limits) {
-            self.rate_limiters[&name].check(&format!("{name}:{key}"), now).map_err(|wait| {
+            policy.rate_limiters[&name].check(&format!("{name}:{key}"), now).map_err(|wait| {
                 self.metrics.rate_limited(&name);
                 too_many(wait)
             })?;
@@ -320,6 +376,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        let policy = self.policy.current();
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
@@ -332,7 +389,8 @@ impl ProxyHttp for Gateway {
             upstream: None,
             upstream_target: None,
             identity: None,
-            max_body_bytes: self.limits.max_body_bytes,
+            max_body_bytes: policy.limits.max_body_bytes,
+            policy,
             body_bytes: 0,
             client_ip: None,
             username_limits: Vec::new(),
@@ -343,19 +401,20 @@ impl ProxyHttp for Gateway {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let policy = ctx.policy.clone();
         ctx.request_id = request_id(session.req_header().headers.get(X_REQUEST_ID).map(|v| v.as_bytes()));
         // On now, so the module reads `Accept-Encoding`, narrowed to the one
         // coding we chose by the client's q-values (the module itself takes
         // the first listed); the answer's type and size decide in
         // `response_filter`.
-        if self.compression.enabled {
+        if policy.compression.enabled {
             let accept = session.req_header().headers.get(http::header::ACCEPT_ENCODING);
-            let chosen = self.compression.negotiate(accept.and_then(|v| v.to_str().ok()));
+            let chosen = policy.compression.negotiate(accept.and_then(|v| v.to_str().ok()));
             let req = session.req_header_mut();
             match chosen {
                 Some(coding) => {
                     req.insert_header(http::header::ACCEPT_ENCODING, coding)?;
-                    let c = &self.compression;
+                    let c = &policy.compression;
                     set_compression(session, [c.gzip_level, c.brotli_level, c.zstd_level]);
                 }
                 None => {
@@ -366,7 +425,7 @@ impl ProxyHttp for Gateway {
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             self.connections.head_received(*client);
             let proto = session.req_header().headers.get_all("x-forwarded-proto").iter().next_back();
-            ctx.over_tls = self.trusted_proxies.iter().any(|n| n.contains(client.ip()))
+            ctx.over_tls = policy.trusted_proxies.iter().any(|n| n.contains(client.ip()))
                 && proto.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
         }
         Ok(())
@@ -458,6 +517,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let policy = ctx.policy.clone();
         let name = ctx.upstream.as_deref().unwrap_or_default();
         if ctx.retried == 0 {
             self.retry_budget.deposit();
@@ -487,9 +547,9 @@ impl ProxyHttp for Gateway {
         ctx.upstream_addr = Some(backend.addr.to_string());
         let mut peer = HttpPeer::new(backend, false, String::new());
         let ms = Duration::from_millis;
-        peer.options.connection_timeout = Some(ms(self.limits.upstream_connect_timeout_ms));
-        peer.options.read_timeout = Some(ms(self.limits.upstream_read_timeout_ms));
-        peer.options.write_timeout = Some(ms(self.limits.upstream_write_timeout_ms));
+        peer.options.connection_timeout = Some(ms(policy.limits.upstream_connect_timeout_ms));
+        peer.options.read_timeout = Some(ms(policy.limits.upstream_read_timeout_ms));
+        peer.options.write_timeout = Some(ms(policy.limits.upstream_write_timeout_ms));
         Ok(Box::new(peer))
     }
 
@@ -499,6 +559,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let policy = ctx.policy.clone();
         // Upstream gets the origin form of the one normalised path.
         if let Some(target) = &ctx.upstream_target {
             let uri = http::Uri::try_from(target.as_str())
@@ -532,7 +593,9 @@ impl ProxyHttp for Gateway {
             let peer = addr.ip();
             let earlier = upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
             let forwarded = match earlier {
-                Some(earlier) if self.trusted_proxies.iter().any(|n| n.contains(peer)) => format!("{earlier}, {peer}"),
+                Some(earlier) if policy.trusted_proxies.iter().any(|n| n.contains(peer)) => {
+                    format!("{earlier}, {peer}")
+                }
                 _ => peer.to_string(),
             };
             upstream_request.insert_header("x-forwarded-for", forwarded)?;
@@ -546,10 +609,11 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let policy = ctx.policy.clone();
         let header = |name| upstream_response.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
         let content_type = header(http::header::CONTENT_TYPE);
         let length = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
-        if !self.compression.worth_it(content_type, length) {
+        if !policy.compression.worth_it(content_type, length) {
             set_compression(session, [0; 3]);
         }
         if ctx.over_tls {
@@ -638,8 +702,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let policy = ctx.policy.clone();
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            let limits = self.limits.connections();
+            let limits = policy.limits.connections();
             self.connections.response_done(*client, limits.idle_timeout + limits.header_timeout);
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());

@@ -14,6 +14,7 @@ mod jwks;
 mod metrics;
 mod path;
 mod ratelimit;
+mod reload;
 mod routing;
 mod token;
 
@@ -36,7 +37,6 @@ use pingora::services::listening::Service;
 use crate::config::ProxyConfig;
 use crate::connections::{ConnectionRegistry, EdgeApp};
 use crate::gateway::Gateway;
-use crate::routing::RouteTable;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Gatehouse's edge proxy")]
@@ -146,30 +146,21 @@ fn run() -> anyhow::Result<()> {
     );
     admin.add_tcp(&config.admin_listen.to_string());
     server.add_service(admin);
+    let policy = gateway::PolicyCell::new(gateway::Policy::new(&config));
+    let poll = (config.reload_poll_seconds > 0).then(|| Duration::from_secs(config.reload_poll_seconds));
+    server.add_service(background_service(
+        "configuration reload",
+        reload::Reloader::new(args.config.clone(), &config, policy.clone(), poll),
+    ));
     let gateway = Gateway {
+        policy,
         metrics,
-        compression: config.compression.clone(),
-        retries: config.upstream.iter().map(|(name, u)| (name.clone(), u.retries)).collect(),
-        eject_for: config
-            .upstream
-            .iter()
-            .map(|(name, u)| (name.clone(), Duration::from_secs(u.eject_seconds)))
-            .collect(),
         ejected: Default::default(),
         retry_budget: gateway::RetryBudget::default(),
-        cors: config.cors.clone(),
-        routes: RouteTable::new(config.route.clone()),
         upstreams,
         verifier,
         identity,
-        limits: config.limits.clone(),
         connections: connections.clone(),
-        trusted_proxies: config.trusted_proxies.clone(),
-        rate_limiters: config
-            .rate_limit
-            .iter()
-            .map(|(name, rule)| (name.clone(), ratelimit::RateLimiter::new(rule.clone())))
-            .collect(),
         jwks,
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);

@@ -696,6 +696,23 @@ credentials = true
         std::fs::read_to_string(self.process.dir().join("proxy.log")).unwrap_or_default()
     }
 
+    /// The configuration file the proxy was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.process.dir().join("proxy.toml")
+    }
+
+    /// Replaces the proxy's configuration file, as a ConfigMap update does.
+    pub fn write_config(&self, text: &str) {
+        let staged = self.process.dir().join("proxy.toml.new");
+        std::fs::write(&staged, text).unwrap();
+        std::fs::rename(staged, self.config_path()).unwrap();
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`) to the proxy.
+    pub fn signal(&self, signal: &str) {
+        self.process.signal(signal);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -1,0 +1,93 @@
+//! Reloading the configuration without a restart: on SIGHUP, or when the
+//! file changes, it is read and checked whole; if it holds, a new
+//! [`Policy`] (routes, per-request limits, trusted proxies, rate limits,
+//! compression, CORS, retries) is compiled and swapped in. Requests under
+//! way finish with the policy they started with, and no connection is
+//! touched. A file that does not hold, or that changes what only a restart
+//! can (listen addresses, upstream servers, token verification, the
+//! identity key), is refused with a log line, and the old policy serves on.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::config::ProxyConfig;
+use crate::gateway::{Policy, PolicyCell};
+
+pub struct Reloader {
+    path: PathBuf,
+    /// What a reload may not change, as loaded at start.
+    fixed: String,
+    cell: PolicyCell,
+    poll: Option<Duration>,
+}
+
+/// The parts of a configuration only a restart applies, as text to compare.
+fn fixed_parts(config: &ProxyConfig) -> String {
+    let upstreams: Vec<_> = config.upstream.iter().map(|(name, u)| (name, &u.addresses)).collect();
+    format!("{:?} {:?} {:?} {:?}", upstreams, config.jwt, config.identity_key_env, config.drain_seconds)
+}
+
+fn modified(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())))
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, config: &ProxyConfig, cell: PolicyCell, poll: Option<Duration>) -> Self {
+        Self { path, fixed: fixed_parts(config), cell, poll }
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        let config = ProxyConfig::load(&self.path).map_err(|e| {
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            format!("{e}{cause}")
+        })?;
+        if fixed_parts(&config) != self.fixed {
+            return Err(
+                "upstream servers, token verification, the identity key and the drain time change only with a restart"
+                    .into(),
+            );
+        }
+        self.cell.replace(Policy::new(&config));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("no SIGHUP handler: reload on signal is off");
+            return;
+        };
+        let mut seen = modified(&self.path);
+        loop {
+            let reason = tokio::select! {
+                _ = hangup.recv() => "SIGHUP",
+                () = async {
+                    match self.poll {
+                        Some(every) => tokio::time::sleep(every).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if modified(&self.path) == seen {
+                        continue;
+                    }
+                    "the file changed"
+                }
+                _ = shutdown.changed() => return,
+            };
+            seen = modified(&self.path);
+            match self.reload() {
+                Ok(()) => tracing::info!(reason, path = %self.path.display(), "configuration reloaded"),
+                Err(why) => {
+                    tracing::error!(reason, error = %why, "reload refused: still serving the configuration loaded before")
+                }
+            }
+        }
+    }
+}
