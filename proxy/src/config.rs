@@ -350,9 +350,13 @@ fn default_audience() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `host:port` of each server; requests are spread round-robin over
-    /// those passing the health check.
+    /// `host:port` of each server, or a name every address of which is a
+    /// server (a headless Kubernetes Service); requests are spread
+    /// round-robin over those passing the health check.
     pub addresses: Vec<String>,
+    /// How often (seconds) names are resolved again; 0 resolves them once.
+    #[serde(default = "default_resolve_seconds")]
+    pub resolve_seconds: u64,
     /// Seconds between health checks of each address.
     #[serde(default = "default_health_check_seconds")]
     pub health_check_seconds: u64,
@@ -377,6 +381,10 @@ pub struct UpstreamConfig {
 
 fn default_eject_seconds() -> u64 {
     5
+}
+
+fn default_resolve_seconds() -> u64 {
+    10
 }
 
 fn default_retries() -> u32 {

@@ -6,6 +6,7 @@ mod compression;
 mod config;
 mod connections;
 mod cors;
+mod discovery;
 mod framing;
 mod gateway;
 mod headgate;
@@ -22,10 +23,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
-use pingora::lb::LoadBalancer;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::{Backends, LoadBalancer};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
@@ -102,9 +103,14 @@ fn run() -> anyhow::Result<()> {
     server.bootstrap();
 
     let mut upstreams = BTreeMap::new();
+    // Resolves each upstream's names once before serving, so no request
+    // finds an empty pool; the load balancer's service resolves them again.
+    let startup = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     for (name, upstream) in &config.upstream {
-        let mut lb = LoadBalancer::try_from_iter(upstream.addresses.iter().map(String::as_str))
-            .with_context(|| format!("upstream `{name}`: bad address"))?;
+        let backends = Backends::new(Box::new(discovery::DnsDiscovery::new(upstream.addresses.clone())));
+        let mut lb = LoadBalancer::<RoundRobin>::from_backends(backends);
+        startup.block_on(lb.update()).map_err(|e| anyhow::anyhow!("upstream `{name}`: {e}"))?;
+        lb.update_frequency = (upstream.resolve_seconds > 0).then(|| Duration::from_secs(upstream.resolve_seconds));
         match &upstream.health_check_path {
             Some(path) => {
                 let mut check = HttpHealthCheck::new("gatehouse-health-check", false);

@@ -87,3 +87,21 @@ async fn a_replica_killed_under_load_loses_no_get_and_is_used_again_when_back() 
     assert!(metrics.contains("gatehouse_proxy_upstream_retries_total{upstream=\"runtime\"}"), "{metrics}");
     hosts[1] = back;
 }
+
+#[tokio::test]
+async fn an_upstream_named_by_a_host_name_is_resolved_and_served() {
+    let host = HostProcess::start(host_binary(), &manifest(), &[]);
+    let by_name = format!("[\"localhost:{}\"]", host.addr.port());
+    let proxy = ProxyProcess::start_for(
+        Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")),
+        &[host.addr],
+        &test_jwks(&[]),
+        &[("addresses", &by_name), ("health_check_seconds", "1")],
+    );
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let response = client.get(proxy.url("/guest/echo")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{}", proxy.log());
+    }
+    assert!(served_by(&host).await >= 20);
+}
