@@ -11,11 +11,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::{DatabaseConfig, Limits};
 
-/// What a returned session is put through, whatever the guest did: any
-/// transaction ends (the statement only warns when there is none), then
-/// settings, listeners, advisory locks and temporary tables go.
-const END_TRANSACTION: &str = "ROLLBACK";
-const RESET_SESSION: &str = "RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
+/// What a returned session is put through, whatever the guest did, in one
+/// round trip: any transaction ends (`ROLLBACK` only warns when there is
+/// none, and ends an aborted one too), then settings, listeners, advisory
+/// locks and temporary tables go.
+const RESET_SESSION: &str = "ROLLBACK; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
 
 /// Connects one pool per database. A statement never outlives a request's
 /// time budget (a session default set at connection time), and sessions are
@@ -77,7 +77,6 @@ pub fn connect_options(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgC
 async fn reset_session(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
     // Without arguments sqlx sends the simple query protocol, which takes
     // several statements at once.
-    sqlx::Executor::execute(&mut *conn, END_TRANSACTION).await?;
     sqlx::Executor::execute(conn, RESET_SESSION).await?;
     Ok(true)
 }
