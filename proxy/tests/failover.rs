@@ -4,11 +4,9 @@
 //! comes back on its address it is used again.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use testkit::{HostProcess, ProxyProcess, components_dir, test_compile_cache, test_jwks};
+use testkit::{HostProcess, ProxyProcess, SteadyLoad, components_dir, test_compile_cache, test_jwks};
 
 /// A replica: the test guest alone, no database.
 fn manifest() -> String {
@@ -44,36 +42,14 @@ async fn a_replica_killed_under_load_loses_no_get_and_is_used_again_when_back() 
             ("eject_seconds", "2"),
         ],
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let (url, stop) = (proxy.url("/guest/echo"), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => ok += 1,
-                    Ok(r) => failed.push(r.status().to_string()),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        }));
-    }
+    let load = SteadyLoad::start(&proxy.url("/guest/echo"), 4);
     tokio::time::sleep(Duration::from_secs(1)).await;
     hosts[1].signal("KILL");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let back = HostProcess::start_at(host_binary(), &manifest(), &[], addresses[1]);
     // Health checks run every second: give the proxy a few to see it.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, Vec::new());
-    for worker in workers {
-        let (o, f) = worker.await.unwrap();
-        ok += o;
-        failed.extend(f);
-    }
+    let (ok, failed) = load.stop().await;
     assert!(
         failed.is_empty(),
         "{} of {} GETs failed: {:?}",

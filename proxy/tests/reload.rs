@@ -4,11 +4,9 @@
 //! changes what only a restart can, is refused and the old one serves on.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use testkit::{ProxyProcess, RunningHost, TestDatabase, services_manifest, test_jwks};
+use testkit::{ProxyProcess, RunningHost, SteadyLoad, TestDatabase, services_manifest, test_jwks};
 
 async fn status(proxy: &ProxyProcess, path: &str) -> u16 {
     reqwest::get(proxy.url(path)).await.unwrap().status().as_u16()
@@ -39,23 +37,7 @@ async fn a_changed_configuration_applies_under_load_and_a_bad_one_is_refused() {
     assert_eq!(status(&proxy, "/renamed/echo").await, 404);
 
     // Steady load on keep-alive connections all along.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let (url, stop) = (proxy.url("/guest/echo"), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => ok += 1,
-                    Ok(r) => failed.push(r.status().to_string()),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        }));
-    }
+    let load = SteadyLoad::start(&proxy.url("/guest/echo"), 4);
 
     // A new route, picked up from the file alone.
     let route = "\n[[route]]\nprefix = \"/renamed\"\nrewrite = \"/guest\"\nupstream = \"runtime\"\nauth = \"public\"\n";
@@ -77,13 +59,7 @@ async fn a_changed_configuration_applies_under_load_and_a_bad_one_is_refused() {
     proxy.signal("HUP");
     wait_for_status(&proxy, "/renamed/echo", 404).await;
 
-    stop.store(true, Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, Vec::new());
-    for worker in workers {
-        let (o, f) = worker.await.unwrap();
-        ok += o;
-        failed.extend(f);
-    }
+    let (ok, failed) = load.stop().await;
     assert!(failed.is_empty(), "{} requests failed during reloads: {:?}", failed.len(), &failed[..failed.len().min(5)]);
     assert!(ok > 100, "the load ran: {ok}");
 }

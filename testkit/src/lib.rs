@@ -98,6 +98,51 @@ impl Drop for TestDatabase {
     }
 }
 
+/// GETs of one URL sent back to back over keep-alive connections by a few
+/// tasks, until stopped: the steady load a failover or reload must not
+/// disturb.
+pub struct SteadyLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<(u64, Vec<String>)>>,
+}
+
+impl SteadyLoad {
+    pub fn start(url: &str, connections: usize) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = (0..connections)
+            .map(|_| {
+                let (url, stop) = (url.to_owned(), stop.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let (mut ok, mut failed) = (0u64, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status().is_success() => ok += 1,
+                            Ok(r) => failed.push(r.status().to_string()),
+                            Err(e) => failed.push(e.to_string()),
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Self { stop, workers }
+    }
+
+    /// Stops the load; the requests that succeeded, and why the others
+    /// failed.
+    pub async fn stop(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut failed) = (0, Vec::new());
+        for worker in self.workers {
+            let (o, f) = worker.await.expect("a load worker");
+            ok += o;
+            failed.extend(f);
+        }
+        (ok, failed)
+    }
+}
+
 /// A PostgreSQL server of the test's own (with TLS), for what cannot be
 /// done to the shared one: restarting it, or connecting to it under TLS
 /// settings of its own. Stopped and its folder removed when dropped.
