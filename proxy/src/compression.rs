@@ -66,27 +66,9 @@ impl CompressionConfig {
     /// enabled; on a tie, zstd, then brotli, then gzip.
     pub fn negotiate(&self, accept: Option<&str>) -> Option<&'static str> {
         let enabled = [("zstd", self.zstd_level), ("br", self.brotli_level), ("gzip", self.gzip_level)];
-        let offers: Vec<(String, f32)> = accept?
-            .split(',')
-            .filter_map(|entry| {
-                let mut parts = entry.split(';').map(str::trim);
-                let coding = parts.next()?.to_ascii_lowercase();
-                let q = parts
-                    .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-                    .map_or(Some(1.0), |q| q.parse::<f32>().ok())?;
-                (!coding.is_empty()).then_some((coding, q))
-            })
-            .collect();
-        let weight = |coding: &str| {
-            offers
-                .iter()
-                .find(|(c, _)| c == coding)
-                .or_else(|| offers.iter().find(|(c, _)| c == "*"))
-                .map_or(0.0, |(_, q)| *q)
-        };
         let mut best: Option<(&'static str, f32)> = None;
         for (coding, level) in enabled {
-            let q = weight(coding);
+            let q = weight(accept, coding);
             if level > 0 && q > 0.0 && best.is_none_or(|(_, b)| q > b) {
                 best = Some((coding, q));
             }
@@ -106,6 +88,30 @@ impl CompressionConfig {
         };
         self.types.iter().any(|t| if t.ends_with('/') { media_type.starts_with(t.as_str()) } else { media_type == *t })
     }
+}
+
+/// The weight (q-value) `accept`, an `Accept-Encoding`, gives `coding`:
+/// its own, else that of `*`, else 0 (an unparsable q-value refuses it).
+pub fn weight(accept: Option<&str>, coding: &str) -> f32 {
+    let offers = accept.into_iter().flat_map(|a| a.split(',')).filter_map(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        let name = parts.next()?.to_ascii_lowercase();
+        let q = parts
+            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .map_or(Some(1.0), |q| q.parse::<f32>().ok())
+            .unwrap_or(0.0);
+        (!name.is_empty()).then_some((name, q))
+    });
+    let mut any = None;
+    for (name, q) in offers {
+        if name == coding {
+            return q;
+        }
+        if name == "*" {
+            any = Some(q);
+        }
+    }
+    any.unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -138,6 +138,9 @@ pub struct ProxyConfig {
     pub identity_key_env: String,
     /// Named pools of servers a route can send to.
     pub upstream: BTreeMap<String, UpstreamConfig>,
+    /// Named folders of static files a route can serve (the frontend).
+    #[serde(default)]
+    pub files: BTreeMap<String, crate::files::FilesConfig>,
     /// Path prefixes and where they go.
     pub route: Vec<RouteConfig>,
 }
@@ -417,8 +420,12 @@ pub struct RouteConfig {
     /// the one of this route, decided on the path as the client sent it.
     #[serde(default)]
     pub rewrite: Option<String>,
-    /// Name of an `[upstream.*]` pool.
-    pub upstream: String,
+    /// Name of an `[upstream.*]` pool the route sends to...
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// ... or of a `[files.*]` folder it serves (one of the two).
+    #[serde(default)]
+    pub files: Option<String>,
     pub auth: AuthPolicy,
     /// This route's largest request body, instead of `[limits]`'s.
     #[serde(default)]
@@ -456,10 +463,16 @@ impl EdgeLimits {
 impl ProxyConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::parse(&text).map_err(|e| match e {
+        let mut config = Self::parse(&text).map_err(|e| match e {
             ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.into(), source },
             other => other,
-        })
+        })?;
+        // Folders are named relative to this file.
+        let folder = path.parent().unwrap_or(Path::new("."));
+        for files in config.files.values_mut() {
+            files.root = folder.join(&files.root);
+        }
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
@@ -495,8 +508,18 @@ impl ProxyConfig {
             if route.rewrite.as_deref().is_some_and(|r| !well_formed(r)) {
                 return Err(problem("`rewrite` must start with `/` and not end with one"));
             }
-            if !self.upstream.contains_key(&route.upstream) {
-                return Err(problem(&format!("no upstream named `{}`", route.upstream)));
+            match (&route.upstream, &route.files) {
+                (Some(upstream), None) if !self.upstream.contains_key(upstream) => {
+                    return Err(problem(&format!("no upstream named `{upstream}`")));
+                }
+                (None, Some(files)) if !self.files.contains_key(files) => {
+                    return Err(problem(&format!("no files named `{files}`")));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => return Err(problem("needs either `upstream` or `files`")),
+            }
+            if route.files.is_some() && route.rewrite.is_some() {
+                return Err(problem("`rewrite` applies to upstreams only"));
             }
             if !seen.insert(&route.prefix) {
                 return Err(problem("listed twice"));

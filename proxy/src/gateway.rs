@@ -24,6 +24,7 @@ use crate::compression::CompressionConfig;
 use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
 use crate::cors::{CorsPolicy, Preflight};
+use crate::files::{Site, not_modified};
 use crate::framing::check_head;
 use crate::identity::{Claim, IdentitySigner, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::jwks::JwksFetcher;
@@ -68,6 +69,8 @@ pub struct Policy {
     pub retries: BTreeMap<String, u32>,
     /// How long a server that failed is passed over, by upstream.
     pub eject_for: BTreeMap<String, Duration>,
+    /// Static file folders, by name.
+    pub files: BTreeMap<String, Site>,
 }
 
 impl Policy {
@@ -89,6 +92,7 @@ impl Policy {
                 .iter()
                 .map(|(name, u)| (name.clone(), Duration::from_secs(u.eject_seconds)))
                 .collect(),
+            files: config.files.iter().map(|(name, f)| (name.clone(), Site::new(f.clone()))).collect(),
         }
     }
 }
@@ -148,6 +152,8 @@ enum Admitted {
     Proxy,
     /// A CORS preflight, answered here with these headers.
     Preflight(Vec<(&'static str, String)>),
+    /// Served from the `[files]` folder of this name.
+    Files(String),
 }
 
 /// Pingora's compression of the answer to `session`, set to `levels`
@@ -210,6 +216,9 @@ pub struct RequestCtx {
     /// The client reached the load balancer over TLS: a trusted proxy said
     /// so with `X-Forwarded-Proto: https`.
     over_tls: bool,
+    /// The client's `Accept-Encoding`, before it is narrowed to the coding
+    /// chosen for compressing here (static files may be stored in others).
+    accept_encoding: Option<String>,
 }
 
 /// The most of a body read to find the account a login names.
@@ -234,6 +243,81 @@ fn too_many(wait: Duration) -> Refusal {
 }
 
 impl Gateway {
+    /// Answers from the static files of `site`: GET and HEAD only, with
+    /// validators, a precompressed form the client accepts, and the site's
+    /// content policy.
+    async fn serve_file(&self, session: &mut Session, ctx: &mut RequestCtx, site: &str) -> Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        let policy = ctx.policy.clone();
+        let site = &policy.files[site];
+        let method = session.req_header().method.clone();
+        let mut headers: Vec<(&str, &str)> = vec![(X_REQUEST_ID, ctx.request_id.as_str())];
+        headers.extend(ctx.over_tls.then_some(HSTS));
+        if method != http::Method::GET && method != http::Method::HEAD {
+            set_compression(session, [0; 3]);
+            headers.push(("allow", "GET, HEAD"));
+            return respond_json(session, 405, "Method Not Allowed", &headers).await;
+        }
+        let found = site.resolve(ctx.path.as_deref().unwrap_or("/"));
+        let Some((found, stored)) = found.and_then(|f| f.representation(ctx.accept_encoding.as_deref()).ok().map(|r| (f, r)))
+        else {
+            set_compression(session, [0; 3]);
+            return respond_json(session, 404, "Not Found", &headers).await;
+        };
+        let wants_html = session.req_header().headers.get(http::header::ACCEPT).is_some_and(|v| {
+            v.to_str().is_ok_and(|v| v.contains("text/html"))
+        });
+        if found.status == 404 && !wants_html {
+            // A page is for browsers; an API client gets the usual shape.
+            set_compression(session, [0; 3]);
+            return respond_json(session, 404, "Not Found", &headers).await;
+        }
+        let if_none_match = session.req_header().headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+        let status = if found.status == 200 && not_modified(if_none_match, &stored.etag) { 304 } else { found.status };
+        let compress_here = stored.encoding.is_none() && policy.compression.worth_it(Some(found.content_type), Some(stored.len));
+        if !compress_here || status == 304 {
+            set_compression(session, [0; 3]);
+        }
+        let mut response = ResponseHeader::build(status, Some(16))?;
+        response.insert_header(http::header::CONTENT_TYPE, found.content_type)?;
+        response.insert_header(http::header::CACHE_CONTROL, found.cache_control.as_str())?;
+        response.insert_header(http::header::ETAG, stored.etag.as_str())?;
+        if stored.varies || compress_here {
+            response.insert_header(http::header::VARY, "accept-encoding")?;
+        }
+        if let Some(encoding) = stored.encoding {
+            response.insert_header(http::header::CONTENT_ENCODING, encoding)?;
+        }
+        if status != 304 {
+            response.insert_header(http::header::CONTENT_LENGTH, stored.len.to_string())?;
+        }
+        response.insert_header(CSP, site.content_security_policy())?;
+        for (name, value) in headers.into_iter().chain(ctx.cors.iter().map(|(n, v)| (*n, v.as_str()))) {
+            response.append_header(name.to_owned(), value)?;
+        }
+        add_security_headers(&mut response)?;
+        let body_follows = status != 304 && method != http::Method::HEAD && stored.len > 0;
+        session.write_response_header(Box::new(response), !body_follows).await?;
+        if !body_follows {
+            return Ok(());
+        }
+        let read_error = |e| Error::because(ErrorType::InternalError, "reading a static file", e);
+        let mut file = tokio::fs::File::open(&stored.file).await.map_err(read_error)?;
+        let mut left = stored.len;
+        while left > 0 {
+            let mut chunk = bytes::BytesMut::with_capacity(left.min(64 * 1024) as usize);
+            let read = file.read_buf(&mut chunk).await.map_err(read_error)? as u64;
+            if read == 0 {
+                return Err(Error::explain(ErrorType::InternalError, "a static file shrank while sent"));
+            }
+            let read = read.min(left);
+            chunk.truncate(read as usize);
+            left -= read;
+            session.write_response_body(Some(chunk.freeze()), left == 0).await?;
+        }
+        Ok(())
+    }
+
     /// Whether a request that failed on `peer` may be tried once more
     /// elsewhere: within its upstream's retries and the overall budget.
     fn may_retry(&self, peer: &HttpPeer, ctx: &mut RequestCtx) -> bool {
@@ -286,7 +370,8 @@ impl Gateway {
         }
         ctx.route = Some(route.prefix.clone());
         ctx.path = Some(path.clone());
-        ctx.upstream = Some(route.upstream.clone());
+        ctx.upstream = route.upstream.clone();
+        let files = route.files.clone();
         ctx.max_body_bytes = route.max_body_bytes.unwrap_or(policy.limits.max_body_bytes);
         let upstream_path = route.upstream_path(&path);
         ctx.upstream_target = Some(match query {
@@ -311,7 +396,8 @@ impl Gateway {
             };
             ctx.identity = Some(self.verifier.verify_bearer_token(authorization).map_err(unauthorized)?);
         }
-        self.count_request(session, ctx, &path, &rate_limits).map(|()| Admitted::Proxy)
+        self.count_request(session, ctx, &path, &rate_limits)?;
+        Ok(files.map_or(Admitted::Proxy, Admitted::Files))
     }
 
     /// Counts the request against its route's limits. A limit keyed by
@@ -397,6 +483,7 @@ impl ProxyHttp for Gateway {
             form: Vec::new(),
             retry_after: None,
             over_tls: false,
+            accept_encoding: None,
         }
     }
 
@@ -407,8 +494,9 @@ impl ProxyHttp for Gateway {
         // coding we chose by the client's q-values (the module itself takes
         // the first listed); the answer's type and size decide in
         // `response_filter`.
+        let accept = session.req_header().headers.get(http::header::ACCEPT_ENCODING);
+        ctx.accept_encoding = accept.and_then(|v| v.to_str().ok()).map(str::to_owned);
         if policy.compression.enabled {
-            let accept = session.req_header().headers.get(http::header::ACCEPT_ENCODING);
             let chosen = policy.compression.negotiate(accept.and_then(|v| v.to_str().ok()));
             let req = session.req_header_mut();
             match chosen {
@@ -443,6 +531,10 @@ impl ProxyHttp for Gateway {
         }
         match admitted {
             Ok(Admitted::Proxy) => Ok(false),
+            Ok(Admitted::Files(site)) => {
+                self.serve_file(session, ctx, &site).await?;
+                Ok(true)
+            }
             Ok(Admitted::Preflight(headers)) => {
                 let mut response = ResponseHeader::build(204, Some(headers.len() + 8))?;
                 for (name, value) in headers {

@@ -7,6 +7,7 @@ mod config;
 mod connections;
 mod cors;
 mod discovery;
+mod files;
 mod framing;
 mod gateway;
 mod headgate;

@@ -46,7 +46,8 @@ mod tests {
         let route = |prefix: &str, auth| RouteConfig {
             prefix: prefix.into(),
             rewrite: None,
-            upstream: "u".into(),
+            upstream: Some("u".into()),
+            files: None,
             auth,
             max_body_bytes: None,
             upgrade: false,
@@ -78,7 +79,8 @@ mod tests {
         let no_root = RouteTable::new(vec![RouteConfig {
             prefix: "/items".into(),
             rewrite: None,
-            upstream: "u".into(),
+            upstream: Some("u".into()),
+            files: None,
             auth: AuthPolicy::Required,
             max_body_bytes: None,
             upgrade: false,
@@ -93,7 +95,8 @@ mod tests {
         let route = |prefix: &str, rewrite: &str| RouteConfig {
             prefix: prefix.into(),
             rewrite: Some(rewrite.into()),
-            upstream: "u".into(),
+            upstream: Some("u".into()),
+            files: None,
             auth: AuthPolicy::Public,
             max_body_bytes: None,
             upgrade: false,
@@ -186,6 +189,7 @@ mod tests {
             if let Ok(normalised) = crate::path::normalise_path(&path)
                 && let Some(route) = table.find(&normalised)
                 && route.auth == AuthPolicy::Public
+                && route.upstream.is_some()
             {
                 let upstream = route.upstream_path(&normalised);
                 proptest::prop_assert!(!protected(&upstream), "{path} -> {normalised} -> {upstream} is public");

@@ -75,7 +75,7 @@ async fn request_ids_metrics_and_an_access_log_without_tokens() {
     assert_eq!(status, 200, "{ready}");
     let (_, metrics) = admin(&proxy, "/metrics").await;
     assert_eq!(metric(&metrics, r#"gatehouse_proxy_requests_total{route="/guest",status="200"}"#), 4, "{metrics}");
-    assert_eq!(metric(&metrics, r#"gatehouse_proxy_requests_total{route="/items",status="401"}"#), 2, "{metrics}");
+    assert_eq!(metric(&metrics, r#"gatehouse_proxy_requests_total{route="/items/api",status="401"}"#), 2, "{metrics}");
     assert_eq!(metric(&metrics, r#"gatehouse_proxy_auth_failures_total{reason="missing"}"#), 1, "{metrics}");
     assert_eq!(metric(&metrics, r#"gatehouse_proxy_auth_failures_total{reason="invalid"}"#), 1, "{metrics}");
     assert_eq!(metric(&metrics, r#"gatehouse_proxy_request_seconds_count{route="/guest"}"#), 4, "{metrics}");
@@ -96,7 +96,7 @@ async fn request_ids_metrics_and_an_access_log_without_tokens() {
     let fields = &listing["fields"];
     assert_eq!(fields["method"], "GET");
     assert_eq!(fields["path"], "/items/api/v1/items/");
-    assert_eq!(fields["route"], "/items");
+    assert_eq!(fields["route"], "/items/api");
     assert_eq!(fields["status"], 200);
     assert!(fields["bytes"].as_u64().unwrap() > 0, "{fields}");
     assert!(fields["latency_ms"].as_f64().unwrap() > 0.0, "{fields}");

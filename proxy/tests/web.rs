@@ -104,3 +104,135 @@ async fn cross_origin_requests_are_allowed_only_where_a_route_says_and_preflight
     let no_policy = preflight("/items/api/v1/items/", ORIGIN, "GET").await.unwrap();
     assert_eq!(no_policy.status().as_u16(), 401, "no preflight answer where no policy: the token check stands");
 }
+
+/// A folder of files like the frontend's static export.
+struct Export(std::path::PathBuf);
+
+impl Export {
+    fn new(files: &[(&str, &[u8])]) -> Self {
+        let dir = std::env::temp_dir().join(format!("gatehouse-export-{}", uuid::Uuid::new_v4()));
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        Self(dir)
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn brotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &Default::default()).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn the_frontend_is_served_from_its_folder_with_pages_validators_and_precompressed_assets() {
+    let script = "console.log('a hashed asset');\n".repeat(200);
+    let style = "body { color: black; }\n".repeat(300);
+    let export = Export::new(&[
+        ("index.html", b"<h1>log in</h1>"),
+        ("items.html", b"<h1>items</h1>"),
+        ("404.html", b"<h1>no such page</h1>"),
+        ("_next/static/chunks/app-1a2b.js", script.as_bytes()),
+        ("_next/static/chunks/app-1a2b.js.gz", &gzip(script.as_bytes())),
+        ("_next/static/chunks/app-1a2b.js.br", &brotli(script.as_bytes())),
+        ("styles.css", style.as_bytes()),
+        (".env", b"SECRET=1"),
+    ]);
+    // Nothing listens upstream: the pages need none, and an API route
+    // without a token is refused before one is asked.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let root = format!("{:?}", export.0.display().to_string());
+    let proxy = ProxyProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")),
+        nowhere,
+        &test_jwks(&[]),
+        &[("root", &root)],
+    );
+    let client = reqwest::Client::new(); // decodes nothing: no compression features
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut request = client.get(proxy.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let header = |r: &reqwest::Response, name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let html = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+
+    // Pages: the root, a client-side route by its `.html`, and the app's
+    // 404 page for a browser (JSON for an API client).
+    for (path, status, body) in [
+        ("/", 200, "<h1>log in</h1>"),
+        ("/items", 200, "<h1>items</h1>"),
+        ("/items/", 200, "<h1>items</h1>"),
+        ("/nowhere/deep", 404, "<h1>no such page</h1>"),
+        ("/.env", 404, "<h1>no such page</h1>"),
+    ] {
+        let response = get(path, &html).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(header(&response, "content-type").as_deref(), Some("text/html; charset=utf-8"), "{path}");
+        assert_eq!(header(&response, "cache-control").as_deref(), Some("no-cache"), "{path}");
+        let csp = header(&response, "content-security-policy").unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(header(&response, "x-request-id").is_some(), "{path}");
+        assert_eq!(response.text().await.unwrap(), body, "{path}");
+    }
+    let api_client = get("/nowhere", &[("accept", "application/json")]).await.unwrap();
+    assert_eq!(api_client.status().as_u16(), 404);
+    assert_eq!(api_client.text().await.unwrap(), r#"{"detail":"Not Found"}"#);
+    let api = get("/items/api/v1/items/", &[]).await.unwrap();
+    assert_eq!(api.status().as_u16(), 401, "the API beside the pages keeps its policy");
+
+    // A hashed asset: cached for good, sent in the stored encoding the
+    // client weighs highest, or as it is.
+    let asset = "/_next/static/chunks/app-1a2b.js";
+    for (accept, encoding) in [("gzip, deflate, br, zstd", Some("br")), ("gzip", Some("gzip")), ("identity", None)] {
+        let response = get(asset, &[("accept-encoding", accept)]).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(header(&response, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"));
+        assert_eq!(header(&response, "content-type").as_deref(), Some("text/javascript; charset=utf-8"));
+        assert_eq!(header(&response, "vary").as_deref(), Some("accept-encoding"));
+        assert_eq!(header(&response, "content-encoding").as_deref(), encoding, "{accept}");
+        let body = response.bytes().await.unwrap();
+        let plain = encoding.map_or_else(|| body.to_vec(), |e| decode(e, &body));
+        assert_eq!(plain, script.as_bytes(), "{accept}");
+    }
+    // A file stored plain is compressed on the way, like any answer.
+    let response = get("/styles.css", &[("accept-encoding", "gzip")]).await.unwrap();
+    assert_eq!(header(&response, "cache-control").as_deref(), Some("public, max-age=3600"));
+    assert_eq!(header(&response, "content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(decode("gzip", &response.bytes().await.unwrap()), style.as_bytes());
+
+    // Validators: the same ETag again is a 304 without a body; HEAD has
+    // the headers only; other methods are refused.
+    let first = get(asset, &[("accept-encoding", "br")]).await.unwrap();
+    let etag = header(&first, "etag").unwrap();
+    let again = get(asset, &[("accept-encoding", "br"), ("if-none-match", &etag)]).await.unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    assert_eq!(header(&again, "etag").as_deref(), Some(etag.as_str()));
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = get(asset, &[("accept-encoding", "gzip"), ("if-none-match", &etag)]).await.unwrap();
+    assert_eq!(other.status().as_u16(), 200, "the gzip form has its own validator");
+    let head = client.head(proxy.url("/items")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(header(&head, "content-length").as_deref(), Some("14"));
+    assert!(head.bytes().await.unwrap().is_empty());
+    let post = client.post(proxy.url("/items")).body("x").send().await.unwrap();
+    assert_eq!(post.status().as_u16(), 405);
+    assert_eq!(header(&post, "allow").as_deref(), Some("GET, HEAD"));
+}

@@ -684,6 +684,9 @@ impl ProxyProcess {
         let mut pointed =
             deployed.replace(r#"addresses = ["127.0.0.1:8081"]"#, &format!("addresses = [{}]", addresses.join(", ")));
         assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
+        // The frontend's static files, where the repository keeps them.
+        let frontend = Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/out");
+        pointed = pointed.replace(r#"root = "../frontend/out""#, &format!("root = {:?}", frontend.display().to_string()));
         for (key, value) in overrides {
             if let Some((table, key)) = key.rsplit_once('.') {
                 let header = format!("[{table}]\n");
