@@ -542,9 +542,16 @@ def register_config_checks(checks: Checks, rendered: dict[str, list[dict]]) -> N
             expected["upstream"]["runtime"]["health_check_path"] = "/readyz"
             expected["upstream"]["runtime"]["health_check_port"] = 9081
             expected["jwt"]["jwks_url"] = f"http://{host}/auth/api/v1/.well-known/jwks.json"
+            # The frontend's export, where the proxy image puts it.
+            expected["files"]["frontend"]["root"] = "/opt/gatehouse/frontend"
             if values.get("platform") == "aws":
                 expected["trusted_proxies"] = values["terraformOutputs"]["public_subnet_cidrs"]
             assert deployed == expected, f"{name}: differs from deploy/proxy.toml: {diff(expected, deployed)}"
+
+    @checks.check("the proxy image holds the frontend's export where the proxy configuration in the cluster names it")
+    def _():
+        proxy_dockerfile = (DEPLOY / "docker" / "proxy.Dockerfile").read_text()
+        assert re.search(r"^COPY --from=\S+ \S*frontend/out /opt/gatehouse/frontend$", proxy_dockerfile, re.M), "no COPY of frontend/out"
 
     @checks.check("every component and migrations folder the manifest names is where the host image puts it")
     def _():

@@ -288,6 +288,12 @@ and (unless told otherwise) the signing keys fetched from the auth service.
 {{- $_ := set $runtime "health_check_port" (int .Values.host.adminPort) -}}
 {{- $_ := set $upstreams "runtime" $runtime -}}
 {{- $_ := set $c "upstream" $upstreams -}}
+{{- /* The frontend's export, where the proxy image keeps it. */ -}}
+{{- $files := default dict $c.files -}}
+{{- $frontend := default dict $files.frontend -}}
+{{- $_ := set $frontend "root" "/opt/gatehouse/frontend" -}}
+{{- $_ := set $files "frontend" $frontend -}}
+{{- $_ := set $c "files" $files -}}
 {{- if .Values.proxy.fetchSigningKeys -}}
 {{- $_ := set $c.jwt "jwks_url" (printf "http://%s/auth/api/v1/.well-known/jwks.json" $hostAddress) -}}
 {{- end -}}
