@@ -112,6 +112,10 @@ pub struct ProxyConfig {
     /// loaded; 0 leaves it to SIGHUP alone.
     #[serde(default = "default_reload_poll_seconds")]
     pub reload_poll_seconds: u64,
+    /// Where a new proxy started with `--upgrade` waits for this one's
+    /// listening sockets, handed over on SIGQUIT.
+    #[serde(default = "default_upgrade_socket")]
+    pub upgrade_socket: PathBuf,
     /// How bearer tokens are verified at the edge.
     #[serde(default)]
     pub jwt: JwtConfig,
@@ -159,6 +163,10 @@ fn default_drain_seconds() -> u64 {
 
 fn default_reload_poll_seconds() -> u64 {
     2
+}
+
+fn default_upgrade_socket() -> PathBuf {
+    std::env::temp_dir().join("gatehouse-proxy-upgrade.sock")
 }
 
 fn default_identity_key_env() -> String {

@@ -140,12 +140,20 @@ pub struct EdgeApp<A> {
     limits: ConnectionLimits,
     registry: Arc<ConnectionRegistry>,
     slots: Arc<Semaphore>,
+    /// At shutdown, how long idle keep-alive connections stay open for a
+    /// last request, answered with `Connection: close`.
+    linger: std::time::Duration,
 }
 
 impl<A> EdgeApp<A> {
-    pub fn new(inner: A, limits: ConnectionLimits, registry: Arc<ConnectionRegistry>) -> Self {
+    pub fn new(
+        inner: A,
+        limits: ConnectionLimits,
+        registry: Arc<ConnectionRegistry>,
+        linger: std::time::Duration,
+    ) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_connections));
-        Self { inner: Arc::new(inner), limits, registry, slots }
+        Self { inner: Arc::new(inner), limits, registry, slots, linger }
     }
 }
 
@@ -177,7 +185,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
         result
     }
 
+    /// The listener is closed: new connections go to whoever holds the
+    /// socket now (nobody after SIGTERM, the new proxy after an upgrade).
+    /// Requests on open connections are still answered, and told to close
+    /// it, for a moment; then the idle ones are closed.
     async fn cleanup(&self) {
+        tokio::time::sleep(self.linger).await;
         self.inner.cleanup().await;
     }
 }

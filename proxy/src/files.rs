@@ -107,9 +107,8 @@ impl Site {
     pub fn resolve(&self, path: &str) -> Option<Found> {
         let root = self.root.as_ref()?;
         let relative = relative_path(path);
-        let page = |name: &str, status| {
-            self.file(root, Path::new(name)).map(|file| self.found(file, name.to_owned(), status))
-        };
+        let page =
+            |name: &str, status| self.file(root, Path::new(name)).map(|file| self.found(file, name.to_owned(), status));
         if let Some(relative) = relative {
             // `/items/` is the page `/items` too.
             let mut candidates = Vec::with_capacity(3);
@@ -176,14 +175,23 @@ impl Found {
             let q = crate::compression::weight(accept, encoding);
             if q > 0.0 && best.as_ref().is_none_or(|(b, _)| q > *b) {
                 let etag = etag(&meta, Some(encoding));
-                best = Some((q, Representation { file: sibling, encoding: Some(encoding), len: meta.len(), etag, varies }));
+                best = Some((
+                    q,
+                    Representation { file: sibling, encoding: Some(encoding), len: meta.len(), etag, varies },
+                ));
             }
         }
         let mut chosen = match best {
             Some((_, r)) => r,
             None => {
                 let meta = std::fs::metadata(&self.file)?;
-                Representation { file: self.file.clone(), encoding: None, len: meta.len(), etag: etag(&meta, None), varies }
+                Representation {
+                    file: self.file.clone(),
+                    encoding: None,
+                    len: meta.len(),
+                    etag: etag(&meta, None),
+                    varies,
+                }
             }
         };
         chosen.varies = varies;
@@ -193,9 +201,8 @@ impl Found {
 
 /// Whether a client holding `if_none_match` already has `etag`.
 pub fn not_modified(if_none_match: Option<&str>, etag: &str) -> bool {
-    if_none_match.is_some_and(|v| {
-        v.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
-    })
+    if_none_match
+        .is_some_and(|v| v.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag))
 }
 
 fn etag(meta: &std::fs::Metadata, encoding: Option<&str>) -> String {

@@ -58,6 +58,11 @@ struct Args {
     /// Worker threads (default: one per core).
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS")]
     threads: Option<usize>,
+    /// Take over the listening sockets of the proxy running now (a graceful
+    /// upgrade): start this one with `--upgrade`, then send the old one
+    /// SIGQUIT. They meet at the configured `upgrade_socket`.
+    #[arg(long)]
+    upgrade: bool,
 }
 
 fn main() {
@@ -94,13 +99,17 @@ fn run() -> anyhow::Result<()> {
 
     let conf = ServerConf {
         threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        // SIGTERM: stop accepting at once, give requests in flight the
-        // configured time.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(config.drain_seconds),
+        // SIGTERM (and SIGQUIT, once the sockets are handed over): stop
+        // accepting at once, give requests in flight the configured time;
+        // the process leaves as soon as they are done (see `exit_when_drained`).
+        grace_period_seconds: Some(config.drain_seconds),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: config.upgrade_socket.display().to_string(),
         ..Default::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt { upgrade: args.upgrade, ..Default::default() };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // With `--upgrade`, this waits for the old proxy's sockets.
     server.bootstrap();
 
     let mut upstreams = BTreeMap::new();
@@ -142,6 +151,7 @@ fn run() -> anyhow::Result<()> {
         _ => None,
     };
     let connections = Arc::new(ConnectionRegistry::default());
+    exit_when_drained(server.watch_execution_phase(), connections.clone());
     let metrics = Arc::new(metrics::ProxyMetrics::default());
     let mut admin = Service::new(
         "admin".into(),
@@ -171,10 +181,41 @@ fn run() -> anyhow::Result<()> {
         jwks,
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let edge = EdgeApp::new(proxy, config.limits.connections(), connections);
+    let linger = IDLE_LINGER.min(Duration::from_secs(config.drain_seconds));
+    let edge = EdgeApp::new(proxy, config.limits.connections(), connections, linger);
     let mut service = Service::new("gatehouse proxy".into(), edge);
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
     tracing::info!(address = %config.listen, admin = %config.admin_listen, "proxy listening");
     server.run_forever()
+}
+
+/// After shutdown starts, how long idle keep-alive connections are kept:
+/// a request arriving on one meanwhile is answered (with `Connection:
+/// close`) rather than finding it closed under it.
+const IDLE_LINGER: Duration = Duration::from_secs(1);
+
+/// Ends the process once shutdown has begun and no client connection is
+/// left, rather than at the end of the drain time: Pingora waits that time
+/// out whatever is in flight.
+fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>,
+    connections: Arc<ConnectionRegistry>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    std::thread::spawn(move || {
+        loop {
+            match phases.blocking_recv() {
+                Ok(pingora::server::ExecutionPhase::ShutdownGracePeriod) => break,
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            }
+        }
+        let started = std::time::Instant::now();
+        while connections.open_connections() > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::info!(after_ms = started.elapsed().as_millis() as u64, "drained: no client connection left");
+        std::process::exit(0);
+    });
 }

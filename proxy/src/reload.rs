@@ -28,7 +28,10 @@ pub struct Reloader {
 /// The parts of a configuration only a restart applies, as text to compare.
 fn fixed_parts(config: &ProxyConfig) -> String {
     let upstreams: Vec<_> = config.upstream.iter().map(|(name, u)| (name, &u.addresses)).collect();
-    format!("{:?} {:?} {:?} {:?}", upstreams, config.jwt, config.identity_key_env, config.drain_seconds)
+    // (Listen addresses may be set on the command line instead; a changed
+    // one in the file is not applied either way.)
+    let upgrade = &config.upgrade_socket;
+    format!("{:?} {:?} {:?} {:?} {:?}", upstreams, config.jwt, config.identity_key_env, config.drain_seconds, upgrade)
 }
 
 fn modified(path: &PathBuf) -> Option<(SystemTime, u64)> {
@@ -46,10 +49,9 @@ impl Reloader {
             format!("{e}{cause}")
         })?;
         if fixed_parts(&config) != self.fixed {
-            return Err(
-                "upstream servers, token verification, the identity key and the drain time change only with a restart"
-                    .into(),
-            );
+            return Err("upstream servers, token verification, the identity key and the drain time change \
+                 only with a restart (or a graceful upgrade)"
+                .into());
         }
         self.cell.replace(Policy::new(&config));
         Ok(())

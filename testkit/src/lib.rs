@@ -510,6 +510,23 @@ impl ChildProcess {
         self.child.try_wait().ok().flatten().is_none()
     }
 
+    /// Waits up to `within` for the process to exit: whether it did.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends `signal` (`TERM`, `HUP`) to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
@@ -571,14 +588,7 @@ impl SpinAppProcess {
 
     /// Waits up to `within` for the process to exit; whether it did.
     pub fn wait_exit(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if !self.is_running() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        self.process.wait_exit(within)
     }
 }
 
@@ -657,6 +667,8 @@ pub struct ProxyProcess {
     /// The admin listener: `/healthz`, `/readyz`, `/metrics`.
     pub admin_addr: SocketAddr,
     process: ChildProcess,
+    binary: PathBuf,
+    jwks: String,
 }
 
 impl ProxyProcess {
@@ -686,7 +698,8 @@ impl ProxyProcess {
         assert_ne!(pointed, deployed, "deploy/proxy.toml no longer names the host's address");
         // The frontend's static files, where the repository keeps them.
         let frontend = Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/out");
-        pointed = pointed.replace(r#"root = "../frontend/out""#, &format!("root = {:?}", frontend.display().to_string()));
+        pointed =
+            pointed.replace(r#"root = "../frontend/out""#, &format!("root = {:?}", frontend.display().to_string()));
         for (key, value) in overrides {
             if let Some((table, key)) = key.rsplit_once('.') {
                 let header = format!("[{table}]\n");
@@ -719,24 +732,75 @@ cors = "test"
 origins = ["https://app.example.test"]
 credentials = true
 "#;
-        std::fs::write(&config, format!("{pointed}{guest_route}")).unwrap();
+        // A graceful upgrade's meeting point of the test's own.
+        let upgrade = format!("upgrade_socket = {:?}\n", dir.join("upgrade.sock").display().to_string());
+        std::fs::write(&config, format!("{upgrade}{pointed}{guest_route}")).unwrap();
         let admin_addr = free_loopback_port();
+        let process = Self::spawn(binary, jwks, (addr, admin_addr), dir, false);
+        let mut proxy = Self { addr, admin_addr, process, binary: binary.to_owned(), jwks: jwks.to_owned() };
+        proxy.process.wait_listening(addr, "the proxy");
+        proxy
+    }
+
+    /// The proxy binary on the configuration in `dir`, listening at `(addr,
+    /// admin_addr)`.
+    fn spawn(
+        binary: &Path,
+        jwks: &str,
+        (addr, admin): (SocketAddr, SocketAddr),
+        dir: PathBuf,
+        upgrade: bool,
+    ) -> ChildProcess {
         // The access log, as JSON lines, in `proxy.log`.
         let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
         let mut command = Command::new(binary);
         command
             .arg("--config")
-            .arg(&config)
-            .args(["--listen", &addr.to_string(), "--admin-listen", &admin_addr.to_string(), "--threads", "1"])
+            .arg(dir.join("proxy.toml"))
+            .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string(), "--threads", "1"])
             .env("JWT_PUBLIC_KEYS", jwks)
             .env("GATEHOUSE_IDENTITY_KEY", TEST_IDENTITY_KEY)
-            .env("RUST_LOG", "warn,gatehouse::access=info")
+            .env("RUST_LOG", "warn,gatehouse::access=info,gatehouse_proxy=info")
             .env("GATEHOUSE_LOG_FORMAT", "json")
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let mut process = ChildProcess::spawn(command, dir, "the proxy");
-        process.wait_listening(addr, "the proxy");
-        Self { addr, admin_addr, process }
+        if upgrade {
+            command.arg("--upgrade");
+        }
+        ChildProcess::spawn(command, dir, "the proxy")
+    }
+
+    /// A graceful upgrade: a new proxy process on the same configuration
+    /// is started with `--upgrade`, and once it waits at the upgrade socket
+    /// this one is sent SIGQUIT, hands its listening sockets over and
+    /// drains. Returns the new proxy; this one exits on its own.
+    pub fn upgrade(&self) -> ProxyProcess {
+        let dir = ChildProcess::folder("proxy");
+        let config = std::fs::read_to_string(self.config_path()).unwrap();
+        let socket = self.process.dir().join("upgrade.sock");
+        std::fs::write(dir.join("proxy.toml"), config).unwrap();
+        let _ = std::fs::remove_file(&socket);
+        let mut process = Self::spawn(&self.binary, &self.jwks, (self.addr, self.admin_addr), dir, true);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(process.is_running(), "the new proxy exited at start-up{}", process.logs());
+            assert!(Instant::now() < deadline, "the new proxy did not wait at {}{}", socket.display(), process.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.signal("QUIT");
+        ProxyProcess {
+            addr: self.addr,
+            admin_addr: self.admin_addr,
+            process,
+            binary: self.binary.clone(),
+            jwks: self.jwks.clone(),
+        }
+    }
+
+    /// Waits up to `within` for the proxy to exit: its status, if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        self.process.wait_exit(within);
+        self.process.exit_status()
     }
 
     /// What the proxy has logged so far.
@@ -899,6 +963,58 @@ impl MailerProcess {
 
     pub fn is_running(&mut self) -> bool {
         self.process.is_running()
+    }
+}
+
+/// A trivial HTTP/1.1 server on loopback, standing in for a runtime
+/// replica where the proxy's own behaviour is under test: every request
+/// gets `200 ok`, after `<ms>` milliseconds when its path holds
+/// `/slow/<ms>`. Keep-alive, GET-style requests (no body) only.
+pub struct NativeUpstream {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NativeUpstream {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                        buffer.drain(..end + 4);
+                        let path = head.split(' ').nth(1).unwrap_or("/");
+                        let delay = path.split("/slow/").nth(1).and_then(|rest| rest.split('/').next()?.parse().ok());
+                        if let Some(ms) = delay {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                        let response = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for NativeUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
