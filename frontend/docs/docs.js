@@ -20,7 +20,9 @@
   const ui = SwaggerUIBundle({
     urls: SERVICES.map((s) => ({ url: `${s.prefix}/openapi.json`, name: s.name })),
     dom_id: "#swagger-ui",
-    deepLinking: true,
+    // Deep links put a link inside each operation's toggle button, which
+    // screen readers cannot use; the operations are found by the list.
+    deepLinking: false,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     plugins: [SwaggerUIBundle.plugins.DownloadUrl, keepTokenAcrossDocuments],
     layout: "StandaloneLayout",
