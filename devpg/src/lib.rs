@@ -113,80 +113,7 @@ impl PostgresServer {
         if dir.join("server.key").exists() {
             return Ok(());
         }
-        fs::create_dir_all(&dir)?;
-        let openssl = |args: &[&str]| {
-            let mut c = Command::new("openssl");
-            c.current_dir(&dir).args(args);
-            run_quiet(c).context("making the test server's certificate (is `openssl` installed?)")
-        };
-        let new_ca = |name: &str| {
-            let key = format!("{name}.key");
-            let pem = format!("{name}.pem");
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "3650",
-                "-subj",
-                &format!("/CN=gatehouse {name}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-                "-keyout",
-                &key,
-                "-out",
-                &pem,
-            ])
-        };
-        new_ca("ca")?;
-        new_ca("other-ca")?;
-        fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )?;
-        openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ])?;
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ])?;
-        // The server refuses a key others may read.
-        run_quiet({
-            let mut c = Command::new("chmod");
-            c.arg("600").arg(dir.join("server.key"));
-            c
-        })
+        make_test_certificates(&dir)
     }
 
     /// A program from PostgreSQL's folder, run as `postgres` when we are root.
@@ -312,4 +239,86 @@ pub fn postgres_bin_dir() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
+}
+
+/// Makes, in `dir`, two test certificate authorities (`ca.pem`,
+/// `other-ca.pem`) and a server certificate for `localhost` and
+/// `127.0.0.1` signed by the first (`server.crt`, `server.key`, readable by
+/// its owner only), with the `openssl` command.
+pub fn make_test_certificates(dir: &Path) -> anyhow::Result<()> {
+    let dir = dir.to_owned();
+    fs::create_dir_all(&dir)?;
+    let openssl = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(&dir).args(args);
+        run_quiet(c).context("making the test server's certificate (is `openssl` installed?)")
+    };
+    let new_ca = |name: &str| {
+        let key = format!("{name}.key");
+        let pem = format!("{name}.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            &format!("/CN=gatehouse {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+        ])
+    };
+    new_ca("ca")?;
+    new_ca("other-ca")?;
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ])?;
+    // The server refuses a key others may read.
+    run_quiet({
+        let mut c = Command::new("chmod");
+        c.arg("600").arg(dir.join("server.key"));
+        c
+    })
 }

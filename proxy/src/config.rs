@@ -116,6 +116,14 @@ pub struct ProxyConfig {
     /// listening sockets, handed over on SIGQUIT.
     #[serde(default = "default_upgrade_socket")]
     pub upgrade_socket: PathBuf,
+    /// HTTP/2 without TLS (prior knowledge) on `listen`, beside HTTP/1.1;
+    /// off by default.
+    #[serde(default)]
+    pub h2c: bool,
+    /// TLS termination here (HTTP/2 and HTTP/1.1), for deployments with no
+    /// load balancer in front; none by default.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// How bearer tokens are verified at the edge.
     #[serde(default)]
     pub jwt: JwtConfig,
@@ -479,6 +487,10 @@ impl ProxyConfig {
         let folder = path.parent().unwrap_or(Path::new("."));
         for files in config.files.values_mut() {
             files.root = folder.join(&files.root);
+        }
+        if let Some(tls) = config.tls.as_mut() {
+            tls.certificate = folder.join(&tls.certificate);
+            tls.private_key = folder.join(&tls.private_key);
         }
         Ok(config)
     }

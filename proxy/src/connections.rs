@@ -143,6 +143,8 @@ pub struct EdgeApp<A> {
     /// At shutdown, how long idle keep-alive connections stay open for a
     /// last request, answered with `Connection: close`.
     linger: std::time::Duration,
+    /// Whether plaintext connections may speak HTTP/2 (prior knowledge).
+    h2c: bool,
 }
 
 impl<A> EdgeApp<A> {
@@ -151,9 +153,28 @@ impl<A> EdgeApp<A> {
         limits: ConnectionLimits,
         registry: Arc<ConnectionRegistry>,
         linger: std::time::Duration,
+        h2c: bool,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_connections));
-        Self { inner: Arc::new(inner), limits, registry, slots, linger }
+        Self { inner: Arc::new(inner), limits, registry, slots, linger, h2c }
+    }
+
+    /// Whether `stream` speaks HTTP/2: chosen in the TLS handshake, or, with
+    /// h2c, opened with HTTP/2's preface (awaited no longer than a head).
+    /// `None` when the client sent nothing in time.
+    async fn is_h2(&self, stream: &mut Stream) -> Option<bool> {
+        if stream.get_ssl_digest().is_some() {
+            return Some(matches!(stream.selected_alpn_proto(), Some(pingora::protocols::ALPN::H2)));
+        }
+        if !self.h2c {
+            return Some(false);
+        }
+        const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let mut start = [0u8; PREFACE.len()];
+        match tokio::time::timeout(self.limits.header_timeout, stream.try_peek(&mut start)).await {
+            Ok(Ok(peeked)) => Some(peeked && start == PREFACE),
+            Ok(Err(_)) | Err(_) => None,
+        }
     }
 }
 
@@ -174,6 +195,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
             tracing::warn!(client = %peer.ip(), "connection refused: too many open connections from this address");
             return None;
         };
+        let mut stream = stream;
+        // HTTP/2 frames its own heads, within the limits its settings
+        // announce; the head gate and deadline are HTTP/1's.
+        match self.is_h2(&mut stream).await {
+            None => return None,
+            Some(true) => return self.inner.process_new(stream, shutdown).await,
+            Some(false) => {}
+        }
         let deadline = Arc::new(HeadDeadline::default());
         deadline.arm(Instant::now() + self.limits.header_timeout);
         self.registry.deadlines.lock().unwrap().insert(peer, deadline.clone());
@@ -363,7 +392,19 @@ impl UniqueID for GuardedStream {
     }
 }
 
-impl Ssl for GuardedStream {}
+impl Ssl for GuardedStream {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
 
 impl GetTimingDigest for GuardedStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {

@@ -25,6 +25,19 @@ fn bad(detail: &'static str) -> HeadError {
 /// a `Transfer-Encoding` other than exactly `chunked`, `Transfer-Encoding`
 /// on HTTP/1.0, bare LF line endings, obsolete line folding, or whitespace
 /// before a header's colon.
+/// The same limits for a head that came decoded (HTTP/2): its fields'
+/// count, and their size as HTTP/2 counts it (name, value and 32 bytes).
+pub fn check_fields(headers: &http::HeaderMap, limits: &HeadLimits) -> Result<(), HeadError> {
+    if headers.len() > limits.max_headers {
+        return Err(HeadError { status: 431, detail: "Too many request header fields" });
+    }
+    let size: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum();
+    if size > limits.max_head_bytes {
+        return Err(HeadError { status: 431, detail: "Request header fields too large" });
+    }
+    Ok(())
+}
+
 pub fn check_head(raw: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
     if raw.len() > limits.max_head_bytes {
         return Err(HeadError { status: 431, detail: "Request header fields too large" });

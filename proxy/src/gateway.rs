@@ -25,7 +25,7 @@ use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
 use crate::cors::{CorsPolicy, Preflight};
 use crate::files::{Site, not_modified};
-use crate::framing::check_head;
+use crate::framing::{check_fields, check_head};
 use crate::identity::{Claim, IdentitySigner, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::jwks::JwksFetcher;
 use crate::metrics::{NO_ROUTE, ProxyMetrics};
@@ -213,9 +213,11 @@ pub struct RequestCtx {
     form: Vec<u8>,
     /// Seconds to wait, when a limit refused the request.
     retry_after: Option<u64>,
-    /// The client reached the load balancer over TLS: a trusted proxy said
-    /// so with `X-Forwarded-Proto: https`.
+    /// The client came over TLS: here, or to a trusted proxy in front, which
+    /// said so with `X-Forwarded-Proto: https`.
     over_tls: bool,
+    /// The connection is from a trusted proxy, whose `X-Forwarded-*` are believed.
+    from_trusted_proxy: bool,
     /// The client's `Accept-Encoding`, before it is narrowed to the coding
     /// chosen for compressing here (static files may be stored in others).
     accept_encoding: Option<String>,
@@ -344,11 +346,13 @@ impl Gateway {
     /// its framing, its one normalised path, its route, its identity.
     fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Admitted, Refusal> {
         let policy = ctx.policy.clone();
-        if let ServerSession::H1(h1) = session.as_downstream() {
+        match session.as_downstream() {
             // The head gate checked the head as it arrived; this checks what
             // the parser took, whatever path it came by.
-            check_head(&h1.get_headers_raw_bytes(), &policy.limits.head()).map_err(|e| refuse(e.status, e.detail))?;
+            ServerSession::H1(h1) => check_head(&h1.get_headers_raw_bytes(), &policy.limits.head()),
+            other => check_fields(&other.req_header().headers, &policy.limits.head()),
         }
+        .map_err(|e| refuse(e.status, e.detail))?;
         let req = session.req_header();
         check_host(req)?;
         let path = normalise_path(req.uri.path()).map_err(|e| refuse(e.status(), e.to_string()))?;
@@ -487,6 +491,7 @@ impl ProxyHttp for Gateway {
             form: Vec::new(),
             retry_after: None,
             over_tls: false,
+            from_trusted_proxy: false,
             accept_encoding: None,
         }
     }
@@ -517,9 +522,10 @@ impl ProxyHttp for Gateway {
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             self.connections.head_received(*client);
             let proto = session.req_header().headers.get_all("x-forwarded-proto").iter().next_back();
-            ctx.over_tls = policy.trusted_proxies.iter().any(|n| n.contains(client.ip()))
-                && proto.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+            ctx.from_trusted_proxy = policy.trusted_proxies.iter().any(|n| n.contains(client.ip()));
+            ctx.over_tls = ctx.from_trusted_proxy && proto.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
         }
+        ctx.over_tls |= session.digest().is_some_and(|d| d.ssl_digest.is_some());
         Ok(())
     }
 
@@ -695,6 +701,24 @@ impl ProxyHttp for Gateway {
                 _ => peer.to_string(),
             };
             upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        }
+        // What the client asked for: the scheme and host a trusted proxy
+        // in front saw, or those seen here; never a client's own claim.
+        let forwarded_host = ctx
+            .from_trusted_proxy
+            .then(|| session.req_header().headers.get_all("x-forwarded-host").iter().next_back().cloned())
+            .flatten()
+            .or_else(|| session.req_header().headers.get(http::header::HOST).cloned())
+            .or_else(|| {
+                let authority = session.req_header().uri.authority()?;
+                http::HeaderValue::from_str(authority.as_str()).ok()
+            });
+        upstream_request.insert_header("x-forwarded-proto", if ctx.over_tls { "https" } else { "http" })?;
+        match forwarded_host {
+            Some(host) => upstream_request.insert_header("x-forwarded-host", host)?,
+            None => {
+                upstream_request.remove_header("x-forwarded-host");
+            }
         }
         Ok(())
     }

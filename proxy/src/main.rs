@@ -18,6 +18,7 @@ mod path;
 mod ratelimit;
 mod reload;
 mod routing;
+mod tls;
 mod token;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,7 @@ fn run() -> anyhow::Result<()> {
         config.admin_listen = admin;
     }
     let verifier = config.token_verifier(|k| std::env::var(k).ok())?;
+    let certificates = config.tls.as_ref().map(tls::Certificates::load).transpose().map_err(anyhow::Error::msg)?;
     let identity = config.identity_signer(|k| std::env::var(k).ok())?;
     if args.check {
         println!("{}: ok", args.config.display());
@@ -167,7 +169,7 @@ fn run() -> anyhow::Result<()> {
     let poll = (config.reload_poll_seconds > 0).then(|| Duration::from_secs(config.reload_poll_seconds));
     server.add_service(background_service(
         "configuration reload",
-        reload::Reloader::new(args.config.clone(), &config, policy.clone(), poll),
+        reload::Reloader::new(args.config.clone(), &config, policy.clone(), poll, certificates.clone()),
     ));
     let gateway = Gateway {
         policy,
@@ -180,11 +182,24 @@ fn run() -> anyhow::Result<()> {
         connections: connections.clone(),
         jwks,
     };
-    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2c = config.h2c;
+    proxy.server_options = Some(options);
     let linger = IDLE_LINGER.min(Duration::from_secs(config.drain_seconds));
-    let edge = EdgeApp::new(proxy, config.limits.connections(), connections, linger);
+    let edge = EdgeApp::new(proxy, config.limits.connections(), connections, linger, config.h2c);
     let mut service = Service::new("gatehouse proxy".into(), edge);
     service.add_tcp(&config.listen.to_string());
+    if let (Some(tls), Some(certificates)) = (&config.tls, certificates) {
+        let path = tls.certificate.display().to_string();
+        let mut settings = pingora::listeners::tls::TlsSettings::intermediate(&path, &path)?;
+        settings.set_cert_resolver(certificates);
+        if tls.h2 {
+            settings.enable_h2();
+        }
+        service.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        tracing::info!(address = %tls.listen, "TLS listening");
+    }
     server.add_service(service);
     tracing::info!(address = %config.listen, admin = %config.admin_listen, "proxy listening");
     server.run_forever()

@@ -8,6 +8,7 @@
 //! identity key), is refused with a log line, and the old policy serves on.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use pingora::services::background::BackgroundService;
 
 use crate::config::ProxyConfig;
 use crate::gateway::{Policy, PolicyCell};
+use crate::tls::Certificates;
 
 pub struct Reloader {
     path: PathBuf,
@@ -23,6 +25,8 @@ pub struct Reloader {
     fixed: String,
     cell: PolicyCell,
     poll: Option<Duration>,
+    /// The TLS certificate, read again with the configuration.
+    certificates: Option<Arc<Certificates>>,
 }
 
 /// The parts of a configuration only a restart applies, as text to compare.
@@ -30,8 +34,8 @@ fn fixed_parts(config: &ProxyConfig) -> String {
     let upstreams: Vec<_> = config.upstream.iter().map(|(name, u)| (name, &u.addresses)).collect();
     // (Listen addresses may be set on the command line instead; a changed
     // one in the file is not applied either way.)
-    let upgrade = &config.upgrade_socket;
-    format!("{:?} {:?} {:?} {:?} {:?}", upstreams, config.jwt, config.identity_key_env, config.drain_seconds, upgrade)
+    let listeners = (&config.upgrade_socket, &config.tls, config.h2c);
+    format!("{:?} {:?} {:?} {:?} {:?}", upstreams, config.jwt, config.identity_key_env, config.drain_seconds, listeners)
 }
 
 fn modified(path: &PathBuf) -> Option<(SystemTime, u64)> {
@@ -39,8 +43,25 @@ fn modified(path: &PathBuf) -> Option<(SystemTime, u64)> {
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, config: &ProxyConfig, cell: PolicyCell, poll: Option<Duration>) -> Self {
-        Self { path, fixed: fixed_parts(config), cell, poll }
+    pub fn new(
+        path: PathBuf,
+        config: &ProxyConfig,
+        cell: PolicyCell,
+        poll: Option<Duration>,
+        certificates: Option<Arc<Certificates>>,
+    ) -> Self {
+        Self { path, fixed: fixed_parts(config), cell, poll, certificates }
+    }
+
+    /// Serves the certificate files' new pair, if they changed.
+    fn reload_certificates(&self, reason: &str) {
+        match self.certificates.as_ref().map(|c| c.reload_if_changed()) {
+            Some(Ok(true)) => tracing::info!(reason, "TLS certificate reloaded"),
+            Some(Err(why)) => {
+                tracing::error!(reason, error = %why, "TLS certificate refused: still serving the one before")
+            }
+            Some(Ok(false)) | None => {}
+        }
     }
 
     fn reload(&self) -> Result<(), String> {
@@ -69,13 +90,17 @@ impl BackgroundService for Reloader {
         let mut seen = modified(&self.path);
         loop {
             let reason = tokio::select! {
-                _ = hangup.recv() => "SIGHUP",
+                _ = hangup.recv() => {
+                    self.reload_certificates("SIGHUP");
+                    "SIGHUP"
+                }
                 () = async {
                     match self.poll {
                         Some(every) => tokio::time::sleep(every).await,
                         None => std::future::pending().await,
                     }
                 } => {
+                    self.reload_certificates("the files changed");
                     if modified(&self.path) == seen {
                         continue;
                     }

@@ -17,6 +17,8 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use host::{Manifest, Runtime};
 
+pub use devpg::make_test_certificates;
+
 /// A database of its own for one test.
 pub struct TestDatabase {
     pub name: String,
@@ -680,7 +682,8 @@ impl ProxyProcess {
     /// configuration changed: `("max_body_bytes", "4096")` replaces the line
     /// that sets `max_body_bytes`; `("jwt.jwks_url", "...")` adds a setting
     /// the deployed file leaves out to its `[jwt]` table
-    /// (`"upstream.runtime.retries"` to `[upstream.runtime]`).
+    /// (`"upstream.runtime.retries"` to `[upstream.runtime]`); `("[tls]",
+    /// "listen = ...")` adds a table it has not.
     pub fn start_with(binary: &Path, upstream: SocketAddr, jwks: &str, overrides: &[(&str, &str)]) -> Self {
         Self::start_for(binary, &[upstream], jwks, overrides)
     }
@@ -701,6 +704,10 @@ impl ProxyProcess {
         pointed =
             pointed.replace(r#"root = "../frontend/out""#, &format!("root = {:?}", frontend.display().to_string()));
         for (key, value) in overrides {
+            if key.starts_with('[') {
+                pointed = format!("{pointed}\n{key}\n{value}\n");
+                continue;
+            }
             if let Some((table, key)) = key.rsplit_once('.') {
                 let header = format!("[{table}]\n");
                 assert!(pointed.contains(&header), "deploy/proxy.toml has no [{table}]");
@@ -969,7 +976,8 @@ impl MailerProcess {
 /// A trivial HTTP/1.1 server on loopback, standing in for a runtime
 /// replica where the proxy's own behaviour is under test: every request
 /// gets `200 ok`, after `<ms>` milliseconds when its path holds
-/// `/slow/<ms>`. Keep-alive, GET-style requests (no body) only.
+/// `/slow/<ms>`; a path holding `/echo` gets the request's head as it
+/// arrived. Keep-alive, GET-style requests (no body) only.
 pub struct NativeUpstream {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -1000,7 +1008,12 @@ impl NativeUpstream {
                         if let Some(ms) = delay {
                             tokio::time::sleep(Duration::from_millis(ms)).await;
                         }
-                        let response = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
+                        let echoed = format!("{head}\r\n");
+                        let body = if path.contains("/echo") { echoed.as_str() } else { "ok" };
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
                         if stream.write_all(response.as_bytes()).await.is_err() {
                             return;
                         }
