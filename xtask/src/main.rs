@@ -11,6 +11,7 @@
 //! in one line what is missing.
 
 mod deploy_checks;
+mod frontend;
 mod prerequisites;
 mod signing_key;
 
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::prerequisites::{
-    AIOSMTPD, CMAKE, OPENSSL, POSTGRESQL, SMTP_SERVER_PYTHON, ensure_packages, ensure_wasm_target,
+    AIOSMTPD, CHROMIUM, CHROMIUM_BINARY, CMAKE, NODEJS, NPM, OPENSSL, POSTGRESQL, SMTP_SERVER_PYTHON, ensure_packages,
+    ensure_wasm_target,
 };
 use devpg::PostgresServer;
 
@@ -130,12 +132,14 @@ impl Platform {
     /// Builds what is needed and starts everything, in dependency order.
     fn start(release: bool) -> anyhow::Result<Self> {
         let database_url = std::env::var("DATABASE_URL").ok();
-        let mut needed = vec![&CMAKE];
+        let mut needed = vec![&CMAKE, &NODEJS, &NPM];
         if database_url.is_none() {
             needed.extend([&POSTGRESQL, &OPENSSL]);
         }
         ensure_packages(&needed)?;
         build_plugins()?;
+        // The pages the proxy serves at `/` (deploy/proxy.toml's `[files.frontend]`).
+        frontend::build()?;
         step("building the proxy and the host");
         let mut build = cargo();
         build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "setup", "-p", "mailer"]);
@@ -394,7 +398,7 @@ impl Children {
 }
 
 fn test_everything() -> anyhow::Result<()> {
-    ensure_packages(&[&CMAKE, &POSTGRESQL, &OPENSSL, &AIOSMTPD])?;
+    ensure_packages(&[&CMAKE, &POSTGRESQL, &OPENSSL, &AIOSMTPD, &NODEJS, &NPM, &CHROMIUM])?;
     ensure_wasm_target()?;
 
     step("formatting");
@@ -420,6 +424,9 @@ fn test_everything() -> anyhow::Result<()> {
     plugin_tests.args(["test", "--locked", "--workspace", "--lib", "--target", &host_triple()?]);
     run(plugin_tests)?;
 
+    // Its browser tests run with the Rust tests below (proxy/tests/frontend.rs).
+    frontend::check_and_build()?;
+
     step("starting a private PostgreSQL server for the tests");
     let pg_root = std::env::temp_dir().join(format!("gatehouse-test-postgres-{}", std::process::id()));
     let result = (|| {
@@ -429,7 +436,10 @@ fn test_everything() -> anyhow::Result<()> {
         test.args(["test", "--locked", "--workspace"])
             .env("DATABASE_URL", server.url("postgres"))
             .env("GATEHOUSE_COMPONENTS_DIR", components_dir())
-            .env("GATEHOUSE_SMTP_SERVER_PYTHON", SMTP_SERVER_PYTHON);
+            .env("GATEHOUSE_SMTP_SERVER_PYTHON", SMTP_SERVER_PYTHON)
+            // The browser tests must run here, not skip for want of a build.
+            .env("GATEHOUSE_REQUIRE_FRONTEND", "1")
+            .env("GATEHOUSE_CHROMIUM", CHROMIUM_BINARY);
         run(test)
     })();
     let _ = std::fs::remove_dir_all(&pg_root);

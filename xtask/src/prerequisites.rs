@@ -1,6 +1,7 @@
 //! What the commands need from the machine, and installing what is missing
 //! when we may (root on Debian); otherwise one line saying what to do.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
@@ -22,6 +23,12 @@ pub const AIOSMTPD: Package =
     Package { name: "python3-aiosmtpd", present: || command_succeeds(SMTP_SERVER_PYTHON, &["-c", "import aiosmtpd"]) };
 /// The Python that Debian's `python3-aiosmtpd` belongs to.
 pub const SMTP_SERVER_PYTHON: &str = "/usr/bin/python3";
+/// Node.js and npm build the web frontend (`frontend/`) and run its tests.
+pub const NODEJS: Package = Package { name: "nodejs", present: || on_path("node") };
+pub const NPM: Package = Package { name: "npm", present: || on_path("npm") };
+/// The browser the frontend's tests drive, headless; never downloaded.
+pub const CHROMIUM: Package = Package { name: "chromium", present: || Path::new(CHROMIUM_BINARY).is_file() };
+pub const CHROMIUM_BINARY: &str = "/usr/bin/chromium";
 
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
