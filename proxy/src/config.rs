@@ -370,12 +370,16 @@ fn default_audience() -> String {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `host:port` of each server, or a name every address of which is a
-    /// server (a headless Kubernetes Service); requests are spread
-    /// round-robin over those passing the health check.
+    /// server (a headless Kubernetes Service); requests are spread over
+    /// those passing the health check (see `balance`).
     pub addresses: Vec<String>,
     /// How often (seconds) names are resolved again; 0 resolves them once.
     #[serde(default = "default_resolve_seconds")]
     pub resolve_seconds: u64,
+    /// How a server is chosen: `round_robin` (default) or
+    /// `least_connections` (fewest requests in flight from this proxy).
+    #[serde(default)]
+    pub balance: crate::balance::Balance,
     /// Seconds between health checks of each address.
     #[serde(default = "default_health_check_seconds")]
     pub health_check_seconds: u64,

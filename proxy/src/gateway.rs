@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::lb::LoadBalancer;
 use pingora::lb::selection::RoundRobin;
+use pingora::lb::{Backend, LoadBalancer};
 use pingora::modules::http::compression::ResponseCompression;
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::protocols::http::ServerSession;
@@ -20,6 +20,7 @@ use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::Peer as _;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::balance::{Balance, InFlight};
 use crate::compression::CompressionConfig;
 use crate::config::{AuthPolicy, EdgeLimits};
 use crate::connections::ConnectionRegistry;
@@ -52,6 +53,8 @@ pub struct Gateway {
     pub jwks: Option<Arc<JwksFetcher>>,
     pub metrics: Arc<ProxyMetrics>,
     pub retry_budget: RetryBudget,
+    /// Requests in flight, by server (for `least_connections`).
+    pub in_flight: InFlight,
     /// Servers passed over, until when.
     pub ejected: std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, Instant>>,
 }
@@ -71,6 +74,8 @@ pub struct Policy {
     pub eject_for: BTreeMap<String, Duration>,
     /// Static file folders, by name.
     pub files: BTreeMap<String, Site>,
+    /// How each upstream's server is chosen.
+    pub balance: BTreeMap<String, Balance>,
 }
 
 impl Policy {
@@ -93,6 +98,7 @@ impl Policy {
                 .map(|(name, u)| (name.clone(), Duration::from_secs(u.eject_seconds)))
                 .collect(),
             files: config.files.iter().map(|(name, f)| (name.clone(), Site::new(f.clone()))).collect(),
+            balance: config.upstream.iter().map(|(name, u)| (name.clone(), u.balance)).collect(),
         }
     }
 }
@@ -193,6 +199,8 @@ pub struct RequestCtx {
     path: Option<String>,
     /// The upstream server chosen.
     upstream_addr: Option<String>,
+    /// The server this request is counted in flight to.
+    in_flight_to: Option<std::net::SocketAddr>,
     /// The route's CORS headers for this request's origin.
     cors: Vec<(&'static str, String)>,
     /// Servers that failed this request, not chosen again for it.
@@ -477,6 +485,7 @@ impl ProxyHttp for Gateway {
             route: None,
             path: None,
             upstream_addr: None,
+            in_flight_to: None,
             cors: Vec::new(),
             failed: Vec::new(),
             retried: 0,
@@ -633,20 +642,40 @@ impl ProxyHttp for Gateway {
             ejected.keys().copied().collect()
         };
         let lb = self.upstreams.get(name);
+        let usable = |b: &Backend, healthy: bool, skip_ejected: bool| {
+            let addr = b.addr.as_inet();
+            healthy
+                && !addr.is_some_and(|a| ctx.failed.contains(a))
+                && !(skip_ejected && addr.is_some_and(|a| ejected.contains(a)))
+        };
+        let balance = policy.balance.get(name).copied().unwrap_or_default();
         let pick = |skip_ejected: bool| {
-            lb.and_then(|lb| {
-                lb.select_with(b"", 256, |b, healthy| {
-                    let addr = b.addr.as_inet();
-                    healthy
-                        && !addr.is_some_and(|a| ctx.failed.contains(a))
-                        && !(skip_ejected && addr.is_some_and(|a| ejected.contains(a)))
-                })
-            })
+            let lb = lb?;
+            match balance {
+                Balance::RoundRobin => lb.select_with(b"", 256, |b, healthy| usable(b, healthy, skip_ejected)),
+                Balance::LeastConnections => {
+                    let backends = lb.backends();
+                    let candidates = backends
+                        .get_backend()
+                        .iter()
+                        .filter(|b| usable(b, backends.ready(b), skip_ejected))
+                        .filter_map(|b| Some((*b.addr.as_inet()?, b.clone())))
+                        .collect();
+                    self.in_flight.least(candidates)
+                }
+            }
         };
         let backend = pick(true).or_else(|| pick(false)).ok_or_else(|| {
             Error::explain(ErrorType::ConnectNoRoute, format!("no healthy server in upstream `{name}`"))
         })?;
         ctx.upstream_addr = Some(backend.addr.to_string());
+        if let Some(earlier) = ctx.in_flight_to.take() {
+            self.in_flight.end(earlier);
+        }
+        if let Some(addr) = backend.addr.as_inet() {
+            self.in_flight.start(*addr);
+            ctx.in_flight_to = Some(*addr);
+        }
         let mut peer = HttpPeer::new(backend, false, String::new());
         let ms = Duration::from_millis;
         peer.options.connection_timeout = Some(ms(policy.limits.upstream_connect_timeout_ms));
@@ -823,6 +852,9 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let policy = ctx.policy.clone();
+        if let Some(server) = ctx.in_flight_to.take() {
+            self.in_flight.end(server);
+        }
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             let limits = policy.limits.connections();
             self.connections.response_done(*client, limits.idle_timeout + limits.header_timeout);

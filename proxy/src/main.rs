@@ -2,6 +2,7 @@
 //! bearer tokens before any upstream is contacted, and passes the verified
 //! identity on in `x-gatehouse-user-id`.
 
+mod balance;
 mod compression;
 mod config;
 mod connections;
@@ -175,6 +176,7 @@ fn run() -> anyhow::Result<()> {
         policy,
         metrics,
         ejected: Default::default(),
+        in_flight: Default::default(),
         retry_budget: gateway::RetryBudget::default(),
         upstreams,
         verifier,

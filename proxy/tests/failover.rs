@@ -81,3 +81,33 @@ async fn an_upstream_named_by_a_host_name_is_resolved_and_served() {
     }
     assert!(served_by(&host).await >= 20);
 }
+
+/// With one server busy on a slow request, where the next ten go: the
+/// busy server's share of them.
+async fn share_of_the_busy_server(balance: &str) -> u64 {
+    let servers = [testkit::NativeUpstream::start().await, testkit::NativeUpstream::start().await];
+    let overrides = [("balance", balance)];
+    let addrs = [servers[0].addr, servers[1].addr];
+    let proxy =
+        ProxyProcess::start_for(Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")), &addrs, &test_jwks(&[]), &overrides);
+    let slow = tokio::spawn(reqwest::get(proxy.url("/guest/slow/3000")));
+    while servers.iter().map(|s| s.requests()).sum::<u64>() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let busy = servers.iter().position(|s| s.requests() == 1).unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..10 {
+        let response = client.get(proxy.url("/guest/fast")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let share = servers[busy].requests() - 1;
+    assert_eq!(slow.await.unwrap().unwrap().status().as_u16(), 200);
+    share
+}
+
+#[tokio::test]
+async fn least_connections_keeps_requests_off_a_busy_server() {
+    assert_eq!(share_of_the_busy_server("\"least_connections\"").await, 0);
+    // In turn, the busy server gets its turns: the choice above was not chance.
+    assert!(share_of_the_busy_server("\"round_robin\"").await >= 4);
+}

@@ -980,6 +980,7 @@ impl MailerProcess {
 /// arrived. Keep-alive, GET-style requests (no body) only.
 pub struct NativeUpstream {
     pub addr: SocketAddr,
+    requests: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -988,8 +989,11 @@ impl NativeUpstream {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     loop {
@@ -1003,6 +1007,7 @@ impl NativeUpstream {
                         };
                         let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
                         buffer.drain(..end + 4);
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let path = head.split(' ').nth(1).unwrap_or("/");
                         let delay = path.split("/slow/").nth(1).and_then(|rest| rest.split('/').next()?.parse().ok());
                         if let Some(ms) = delay {
@@ -1021,7 +1026,12 @@ impl NativeUpstream {
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, requests, task }
+    }
+
+    /// Requests received so far (counted when their head has arrived).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
