@@ -110,3 +110,36 @@ pub fn thread_cpu_time() -> Duration {
     let nanos = stat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
     Duration::from_nanos(nanos)
 }
+
+/// A trivial native server: hyper's HTTP/1.1 answering every request with
+/// `reply` as JSON, on a loopback port of its own (on the current runtime).
+pub async fn serve_native(reply: &'static str) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the native server")?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let service = hyper::service::service_fn(move |_req| async move {
+                let response = http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(Bytes::from_static(reply.as_bytes())))
+                    .expect("a valid response");
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let io = TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    Ok(addr)
+}
+
+/// CPU time (user and system) a process has run so far, summed over its
+/// threads from the kernel's scheduler statistics (nanoseconds).
+pub fn process_cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}

@@ -550,10 +550,16 @@ impl ProxyHttp for Gateway {
         }
         match admitted {
             Ok(Admitted::Proxy) => Ok(false),
-            Ok(Admitted::Files(site)) => {
-                self.serve_file(session, ctx, &site).await?;
-                Ok(true)
-            }
+            Ok(Admitted::Files(site)) => match self.serve_file(session, ctx, &site).await {
+                // A client that went away mid-file (a browser cancelling a
+                // download) is no error of ours.
+                Err(e) if matches!(e.etype(), ErrorType::WriteError | ErrorType::ConnectionClosed) => {
+                    tracing::debug!(error = %e, "client left during a static file");
+                    session.set_keepalive(None);
+                    Ok(true)
+                }
+                other => other.map(|()| true),
+            },
             Ok(Admitted::Preflight(headers)) => {
                 let mut response = ResponseHeader::build(204, Some(headers.len() + 8))?;
                 for (name, value) in headers {

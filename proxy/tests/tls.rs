@@ -36,6 +36,21 @@ impl Certificates {
         format!("{:?}", self.0.join("served").join(file).display().to_string())
     }
 
+    /// The proxy, with a TLS listener serving these files, in front of
+    /// `upstream`; and the TLS listener's port.
+    fn proxy_in_front_of(&self, upstream: &NativeUpstream, overrides: &[(&str, &str)]) -> (ProxyProcess, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls = format!(
+            "listen = \"127.0.0.1:{port}\"\ncertificate = {}\nprivate_key = {}",
+            self.served("server.crt"),
+            self.served("server.key")
+        );
+        let mut overrides = overrides.to_vec();
+        overrides.push(("[tls]", &tls));
+        let binary = Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy"));
+        (ProxyProcess::start_with(binary, upstream.addr, &test_jwks(&[]), &overrides), port)
+    }
+
     fn client_trusting(&self, which: &str) -> reqwest::Client {
         let pem = std::fs::read(self.0.join(which).join("ca.pem")).unwrap();
         reqwest::Client::builder()
@@ -54,10 +69,6 @@ impl Drop for Certificates {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The head the upstream received, lower-cased, and the HTTP version the
 /// client spoke.
 async fn echo(request: reqwest::RequestBuilder) -> (http::Version, String) {
@@ -70,18 +81,7 @@ async fn echo(request: reqwest::RequestBuilder) -> (http::Version, String) {
 async fn h2_and_http1_over_tls_and_h2c_with_the_forwarded_headers_an_upstream_needs() {
     let upstream = NativeUpstream::start().await;
     let certificates = Certificates::new();
-    let tls_port = free_port();
-    let tls = format!(
-        "listen = \"127.0.0.1:{tls_port}\"\ncertificate = {}\nprivate_key = {}",
-        certificates.served("server.crt"),
-        certificates.served("server.key")
-    );
-    let proxy = ProxyProcess::start_with(
-        Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")),
-        upstream.addr,
-        &test_jwks(&[]),
-        &[("h2c", "true"), ("[tls]", &tls)],
-    );
+    let (proxy, tls_port) = certificates.proxy_in_front_of(&upstream, &[("h2c", "true")]);
     let secure = format!("https://localhost:{tls_port}/guest/echo");
     let trusting = certificates.client_trusting("first");
 
@@ -125,18 +125,7 @@ async fn h2_and_http1_over_tls_and_h2c_with_the_forwarded_headers_an_upstream_ne
 async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_refused() {
     let upstream = NativeUpstream::start().await;
     let certificates = Certificates::new();
-    let tls_port = free_port();
-    let tls = format!(
-        "listen = \"127.0.0.1:{tls_port}\"\ncertificate = {}\nprivate_key = {}",
-        certificates.served("server.crt"),
-        certificates.served("server.key")
-    );
-    let mut proxy = ProxyProcess::start_with(
-        Path::new(env!("CARGO_BIN_EXE_gatehouse-proxy")),
-        upstream.addr,
-        &test_jwks(&[]),
-        &[("[tls]", &tls)],
-    );
+    let (mut proxy, tls_port) = certificates.proxy_in_front_of(&upstream, &[]);
     let url = format!("https://localhost:{tls_port}/guest/x");
     let (first, second) = (certificates.client_trusting("first"), certificates.client_trusting("second"));
     assert_eq!(first.get(&url).send().await.unwrap().status().as_u16(), 200);

@@ -14,18 +14,15 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use benches::{Tally, load, thread_cpu_time};
+use benches::{Tally, load, serve_native, thread_cpu_time};
 use bytes::Bytes;
 use clap::Parser;
 use host::{Manifest, Runtime};
-use http_body_util::{BodyExt as _, Empty, Full};
+use http_body_util::{BodyExt as _, Empty};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -153,7 +150,7 @@ async fn over_sockets(args: &Args, runtime: Arc<Runtime>) -> anyhow::Result<()> 
         std::future::pending(),
         Duration::ZERO,
     ));
-    let native_addr = serve_native().await?;
+    let native_addr = serve_native(NATIVE_REPLY).await?;
 
     println!(
         "\nover loopback: {} connections per target, {} rounds of {} s, targets alternating",
@@ -191,26 +188,4 @@ fn row(label: &str, tally: &mut Tally, native_rate: f64) {
         tally.errors,
         tally.rate() / native_rate.max(f64::EPSILON)
     );
-}
-
-/// The hello world written natively: hyper's HTTP/1.1 server, the same
-/// JSON answer.
-async fn serve_native() -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the native server")?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let service = hyper::service::service_fn(|_req| async {
-                let response = http::Response::builder()
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from_static(NATIVE_REPLY.as_bytes())))
-                    .expect("a valid response");
-                Ok::<_, Infallible>(response)
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
-        }
-    });
-    Ok(addr)
 }
