@@ -2,7 +2,8 @@
 //! run by `cargo xtask test`. Their tools are Python packages pinned with
 //! hashes in `deploy/checks/requirements.txt` (helm-python-sdk carries
 //! Helm's own Go SDK, so no helm binary is needed), installed into
-//! `target/deploy-venv` when it is missing or the pins changed.
+//! `target/deploy-venv` when it is missing or the pins changed. The local
+//! rehearsal of a rollout (`deploy/checks/rehearse.py`) runs in that venv too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,10 +11,11 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 use crate::prerequisites::{Package, ensure_packages};
-use crate::{command_succeeds, project_root, run, run_quiet, step};
+use crate::{build_binaries, command_succeeds, components_dir, project_root, run, run_quiet, step};
 
 const REQUIREMENTS: &str = "deploy/checks/requirements.txt";
 const SCRIPTS: [&str; 2] = ["deploy/checks/check_deploy.py", "terraform/checks/check_terraform.py"];
+const REHEARSAL: &str = "deploy/checks/rehearse.py";
 
 /// Debian's `venv` module, for a Python that lacks it.
 const PYTHON_VENV: Package =
@@ -36,6 +38,25 @@ pub fn run_deploy_checks() -> anyhow::Result<()> {
         bail!("failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The local rehearsal: what the dev overlay deploys, configured from the
+/// chart's rendering, run as processes on a fresh database of the server at
+/// `server_url`; the host replicas restarted one by one and the proxy
+/// upgraded under load. Fails if a request is lost.
+pub fn run_rehearsal(server_url: &str) -> anyhow::Result<()> {
+    step("local rehearsal: the dev overlay as processes, a rolling restart and a proxy upgrade under load");
+    let python = ensure_venv()?;
+    // Built already by the tests; this makes sure of it.
+    let bin_dir = build_binaries(false)?;
+    let mut rehearse = Command::new(&python);
+    rehearse
+        .arg(REHEARSAL)
+        .current_dir(project_root())
+        .env("GATEHOUSE_REHEARSAL_DATABASE_URL", server_url)
+        .env("GATEHOUSE_REHEARSAL_BIN_DIR", bin_dir)
+        .env("GATEHOUSE_COMPONENTS_DIR", components_dir());
+    run(rehearse)
 }
 
 /// The venv's Python, made and filled first if needed. The installed pins

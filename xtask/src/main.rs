@@ -104,6 +104,18 @@ fn plugins_cargo() -> Command {
     c
 }
 
+/// Builds the proxy, the host, the setup and the mailer; returns the folder
+/// with their binaries.
+fn build_binaries(release: bool) -> anyhow::Result<PathBuf> {
+    let mut build = cargo();
+    build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "setup", "-p", "mailer"]);
+    if release {
+        build.arg("--release");
+    }
+    run(build)?;
+    Ok(project_root().join("target").join(if release { "release" } else { "debug" }))
+}
+
 fn components_dir() -> PathBuf {
     project_root().join("target/wasm32-wasip2/release")
 }
@@ -141,13 +153,7 @@ impl Platform {
         // The pages the proxy serves at `/` (deploy/proxy.toml's `[files.frontend]`).
         frontend::build()?;
         step("building the proxy and the host");
-        let mut build = cargo();
-        build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "setup", "-p", "mailer"]);
-        if release {
-            build.arg("--release");
-        }
-        run(build)?;
-        let bin_dir = project_root().join("target").join(if release { "release" } else { "debug" });
+        let bin_dir = build_binaries(release)?;
 
         let state_dir = project_root().join(".gatehouse");
         let (database_url, postgres) = match database_url {
@@ -440,7 +446,9 @@ fn test_everything() -> anyhow::Result<()> {
             // The browser tests must run here, not skip for want of a build.
             .env("GATEHOUSE_REQUIRE_FRONTEND", "1")
             .env("GATEHOUSE_CHROMIUM", CHROMIUM_BINARY);
-        run(test)
+        run(test)?;
+        // On the same server, while it is up.
+        deploy_checks::run_rehearsal(&server.url("postgres"))
     })();
     let _ = std::fs::remove_dir_all(&pg_root);
     result?;
