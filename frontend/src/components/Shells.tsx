@@ -6,14 +6,20 @@ import type { ReactNode } from "react";
 import { useSession } from "@/lib/auth";
 import { Button, focusClass, linkClass } from "./ui";
 
-function SkipLink() {
+/** What every page starts with: its title, and a link past the header. */
+function PageStart({ title }: { title: string }) {
   return (
-    <a
-      href="#main"
-      className={`sr-only rounded bg-white px-3 py-2 text-indigo-800 focus:not-sr-only focus:absolute focus:left-2 focus:top-2 ${focusClass}`}
-    >
-      Skip to content
-    </a>
+    <>
+      <Head>
+        <title>{`${title} · Gatehouse`}</title>
+      </Head>
+      <a
+        href="#main"
+        className={`sr-only rounded bg-white px-3 py-2 text-indigo-800 focus:not-sr-only focus:absolute focus:left-2 focus:top-2 ${focusClass}`}
+      >
+        Skip to content
+      </a>
+    </>
   );
 }
 
@@ -21,10 +27,7 @@ function SkipLink() {
 export function PublicShell({ title, children }: { title: string; children: ReactNode }) {
   return (
     <>
-      <Head>
-        <title>{`${title} · Gatehouse`}</title>
-      </Head>
-      <SkipLink />
+      <PageStart title={title} />
       <header className="px-4 pt-8 text-center">
         <Link href="/" className={`text-xl font-bold text-slate-900 ${focusClass} rounded-sm`}>
           Gatehouse
@@ -45,6 +48,17 @@ export function PublicShell({ title, children }: { title: string; children: Reac
   );
 }
 
+/** The way back to the login page, under a public page's card. */
+export function BackToLogIn() {
+  return (
+    <p className="mt-6 text-sm">
+      <Link href="/" className={linkClass}>
+        Back to log in
+      </Link>
+    </p>
+  );
+}
+
 const NAV = [
   { href: "/dashboard", label: "Dashboard" },
   { href: "/items", label: "Items" },
@@ -58,10 +72,7 @@ export function AppShell({ title, children }: { title: string; children: ReactNo
   const links = user?.is_superuser ? [...NAV, { href: "/admin", label: "Admin" }] : NAV;
   return (
     <>
-      <Head>
-        <title>{`${title} · Gatehouse`}</title>
-      </Head>
-      <SkipLink />
+      <PageStart title={title} />
       <header className="border-b border-slate-200 bg-white">
         <div className="mx-auto flex max-w-5xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3">
           <Link href="/dashboard" className={`text-lg font-bold text-slate-900 ${focusClass} rounded-sm`}>
