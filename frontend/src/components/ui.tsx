@@ -145,6 +145,19 @@ export function Alert({ tone, children, className = "" }: { tone: AlertTone; chi
   );
 }
 
+/** A titled part of a page, named by its heading. */
+export function Section({ title, children }: { title: string; children: ReactNode }) {
+  const id = `section-${title.toLowerCase().replace(/\W+/g, "-")}`;
+  return (
+    <section aria-labelledby={id} className="rounded-lg border border-slate-200 bg-white p-6 shadow-sm">
+      <h2 id={id} className="mb-4 text-lg font-semibold text-slate-900">
+        {title}
+      </h2>
+      {children}
+    </section>
+  );
+}
+
 export function Loading({ what }: { what: string }) {
   return (
     <p role="status" className="flex items-center gap-2 py-6 text-slate-700">

@@ -1,176 +1,72 @@
 import { useRouter } from "next/router";
-import { type FormEvent, type ReactNode, useState } from "react";
+import { useState } from "react";
 
 import { Dialog } from "@/components/Dialog";
+import { ConfirmDelete, Form, SubmitButton } from "@/components/Form";
 import { AppShell, SessionPending } from "@/components/Shells";
-import { Alert, Button, TextField } from "@/components/ui";
-import { api, endSession, errorMessage, type User } from "@/lib/api";
+import { Alert, Button, Section } from "@/components/ui";
+import { api, endSession, type User } from "@/lib/api";
 import { useRequiredUser, useSession } from "@/lib/auth";
+import { currentPassword, EMAIL, FULL_NAME, newPassword, optionalText } from "@/lib/fields";
+import { useForm } from "@/lib/form";
 import { noticeFor } from "@/lib/session";
-import {
-  collectProblems,
-  confirmationProblem,
-  emailProblem,
-  hasProblems,
-  passwordProblem,
-  textProblem,
-} from "@/lib/validation";
 
-function Section({ title, children }: { title: string; children: ReactNode }) {
-  const id = `section-${title.toLowerCase().replace(/\W+/g, "-")}`;
-  return (
-    <section aria-labelledby={id} className="rounded-lg border border-slate-200 bg-white p-6 shadow-sm">
-      <h2 id={id} className="mb-4 text-lg font-semibold text-slate-900">
-        {title}
-      </h2>
-      {children}
-    </section>
-  );
-}
+const PROFILE = { fullName: FULL_NAME, email: EMAIL };
+const PASSWORD = {
+  current: currentPassword("Current password", "Enter your current password."),
+  ...newPassword("New password"),
+};
 
 function ProfileForm({ user }: { user: User }) {
   const session = useSession();
-  const [fullName, setFullName] = useState(user.full_name ?? "");
-  const [email, setEmail] = useState(user.email);
-  const [problems, setProblems] = useState<{ fullName?: string; email?: string }>({});
-  const [result, setResult] = useState<{ tone: "success" | "error"; text: string } | null>(null);
-  const [busy, setBusy] = useState(false);
+  const form = useForm(PROFILE, { fullName: user.full_name ?? "", email: user.email });
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
-    const found = collectProblems({ fullName: textProblem(fullName, "Full name"), email: emailProblem(email.trim()) });
-    setProblems(found);
-    setResult(null);
-    if (hasProblems(found)) return;
-    setBusy(true);
-    try {
-      const { data } = await api.patch<User>("/users/me", {
-        full_name: fullName.trim() === "" ? null : fullName.trim(),
-        email: email.trim(),
-      });
-      session.update(data);
-      setEmail(data.email);
-      setResult({ tone: "success", text: "Your profile has been saved." });
-    } catch (error) {
-      setResult({ tone: "error", text: errorMessage(error) });
-    } finally {
-      setBusy(false);
-    }
-  }
+  const submit = form.onSubmit(async ({ fullName, email }) => {
+    const { data } = await api.patch<User>("/users/me", {
+      full_name: optionalText(fullName),
+      email: email.trim(),
+    });
+    session.update(data);
+    form.set("email", data.email);
+    return "Your profile has been saved.";
+  });
 
   return (
-    <form onSubmit={submit} noValidate className="flex flex-col gap-4">
-      {result && <Alert tone={result.tone}>{result.text}</Alert>}
-      <TextField label="Full name" autoComplete="name" value={fullName} onChange={setFullName} error={problems.fullName} />
-      <TextField
-        label="Email"
-        type="email"
-        autoComplete="email"
-        required
-        value={email}
-        onChange={setEmail}
-        error={problems.email}
-      />
+    <Form form={form} onSubmit={submit}>
       <div>
-        <Button type="submit" busy={busy} busyLabel="Saving…">
+        <SubmitButton busy={form.busy} busyLabel="Saving…">
           Save profile
-        </Button>
+        </SubmitButton>
       </div>
-    </form>
+    </Form>
   );
 }
 
 function PasswordForm() {
-  const [current, setCurrent] = useState("");
-  const [next, setNext] = useState("");
-  const [confirmation, setConfirmation] = useState("");
-  const [problems, setProblems] = useState<{ current?: string; next?: string; confirmation?: string }>({});
-  const [result, setResult] = useState<{ tone: "success" | "error"; text: string } | null>(null);
-  const [busy, setBusy] = useState(false);
+  const form = useForm(PASSWORD);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
-    const found = collectProblems({
-      current: current.length === 0 ? "Enter your current password." : null,
-      next: passwordProblem(next),
-      confirmation: confirmationProblem(next, confirmation),
-    });
-    setProblems(found);
-    setResult(null);
-    if (hasProblems(found)) return;
-    setBusy(true);
-    try {
-      await api.patch("/users/me/password", { current_password: current, new_password: next });
-      setCurrent("");
-      setNext("");
-      setConfirmation("");
-      setResult({ tone: "success", text: "Your password has been changed." });
-    } catch (error) {
-      setResult({ tone: "error", text: errorMessage(error) });
-    } finally {
-      setBusy(false);
-    }
-  }
+  const submit = form.onSubmit(async ({ current, password }) => {
+    await api.patch("/users/me/password", { current_password: current, new_password: password });
+    form.reset();
+    return "Your password has been changed.";
+  });
 
   return (
-    <form onSubmit={submit} noValidate className="flex flex-col gap-4">
-      {result && <Alert tone={result.tone}>{result.text}</Alert>}
-      <TextField
-        label="Current password"
-        type="password"
-        autoComplete="current-password"
-        required
-        value={current}
-        onChange={setCurrent}
-        error={problems.current}
-      />
-      <TextField
-        label="New password"
-        type="password"
-        autoComplete="new-password"
-        required
-        hint="8 to 72 characters."
-        value={next}
-        onChange={setNext}
-        error={problems.next}
-      />
-      <TextField
-        label="Confirm new password"
-        type="password"
-        autoComplete="new-password"
-        required
-        value={confirmation}
-        onChange={setConfirmation}
-        error={problems.confirmation}
-      />
+    <Form form={form} onSubmit={submit}>
       <div>
-        <Button type="submit" busy={busy} busyLabel="Changing…">
+        <SubmitButton busy={form.busy} busyLabel="Changing…">
           Change password
-        </Button>
+        </SubmitButton>
       </div>
-    </form>
+    </Form>
   );
 }
 
 function DeleteAccount({ user }: { user: User }) {
   const [confirming, setConfirming] = useState(false);
-  const [failure, setFailure] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
   if (user.is_superuser) {
     return <p className="text-slate-700">Administrators cannot delete their own account.</p>;
-  }
-
-  async function remove() {
-    setBusy(true);
-    setFailure(null);
-    try {
-      await api.delete("/users/me");
-      endSession("account-deleted");
-    } catch (error) {
-      setFailure(errorMessage(error));
-      setBusy(false);
-    }
   }
 
   return (
@@ -180,16 +76,16 @@ function DeleteAccount({ user }: { user: User }) {
         Delete my account
       </Button>
       <Dialog open={confirming} title="Delete your account?" onClose={() => setConfirming(false)}>
-        <p>Your account ({user.email}) and all its items will be deleted for good.</p>
-        {failure && <Alert tone="error">{failure}</Alert>}
-        <div className="flex flex-wrap justify-end gap-2">
-          <Button kind="secondary" onClick={() => setConfirming(false)}>
-            Cancel
-          </Button>
-          <Button kind="danger" onClick={() => void remove()} busy={busy} busyLabel="Deleting…">
-            Delete my account for good
-          </Button>
-        </div>
+        <ConfirmDelete
+          label="Delete my account for good"
+          onCancel={() => setConfirming(false)}
+          onDelete={async () => {
+            await api.delete("/users/me");
+            endSession("account-deleted");
+          }}
+        >
+          Your account ({user.email}) and all its items will be deleted for good.
+        </ConfirmDelete>
       </Dialog>
     </div>
   );

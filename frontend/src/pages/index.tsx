@@ -1,22 +1,25 @@
 import Link from "next/link";
 import { useRouter } from "next/router";
-import { type FormEvent, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 
+import { Form, SubmitButton } from "@/components/Form";
 import { PublicShell } from "@/components/Shells";
-import { Alert, Button, linkClass, TextField } from "@/components/ui";
-import { errorMessage, logIn, signUpIsOpen } from "@/lib/api";
+import { Alert, linkClass } from "@/components/ui";
+import { logIn, signUpIsOpen } from "@/lib/api";
 import { useSession } from "@/lib/auth";
+import { currentPassword, EMAIL } from "@/lib/fields";
+import { useForm } from "@/lib/form";
 import { noticeFor, safeReturnPath } from "@/lib/session";
-import { collectProblems, emailProblem, hasProblems } from "@/lib/validation";
+
+const FIELDS = {
+  email: { ...EMAIL, autoComplete: "username" },
+  password: currentPassword("Password", "Enter your password."),
+};
 
 export default function LoginPage() {
   const router = useRouter();
   const session = useSession();
-  const [email, setEmail] = useState("");
-  const [password, setPassword] = useState("");
-  const [problems, setProblems] = useState<{ email?: string; password?: string }>({});
-  const [failure, setFailure] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const form = useForm(FIELDS);
   const [signUpOpen, setSignUpOpen] = useState<boolean | null>(null);
   const notice = noticeFor(router.query.notice);
   const next = safeReturnPath(router.query.next) ?? "/dashboard";
@@ -34,61 +37,23 @@ export default function LoginPage() {
     };
   }, []);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
-    const found = collectProblems({
-      email: emailProblem(email.trim()),
-      password: password.length === 0 ? "Enter your password." : null,
-    });
-    setProblems(found);
-    setFailure(null);
-    if (hasProblems(found)) return;
-    setBusy(true);
-    try {
-      const token = await logIn(email.trim(), password);
-      await session.begin(token);
-      await router.replace(next);
-    } catch (error) {
-      setFailure(errorMessage(error));
-      setBusy(false);
-    }
-  }
+  const submit = form.onSubmit(async ({ email, password }) => {
+    await session.begin(await logIn(email.trim(), password));
+    await router.replace(next);
+  });
 
   return (
     <PublicShell title="Log in">
-      {notice && !failure && (
+      {notice && !form.outcome && (
         <Alert tone={notice.tone} className="mb-4">
           {notice.text}
         </Alert>
       )}
-      {failure && (
-        <Alert tone="error" className="mb-4">
-          {failure}
-        </Alert>
-      )}
-      <form onSubmit={submit} noValidate className="flex flex-col gap-4">
-        <TextField
-          label="Email"
-          type="email"
-          autoComplete="username"
-          required
-          value={email}
-          onChange={setEmail}
-          error={problems.email}
-        />
-        <TextField
-          label="Password"
-          type="password"
-          autoComplete="current-password"
-          required
-          value={password}
-          onChange={setPassword}
-          error={problems.password}
-        />
-        <Button type="submit" busy={busy} busyLabel="Logging in…">
+      <Form form={form} onSubmit={submit}>
+        <SubmitButton busy={form.busy} busyLabel="Logging in…">
           Log in
-        </Button>
-      </form>
+        </SubmitButton>
+      </Form>
       <div className="mt-6 flex flex-col gap-2 text-sm text-slate-700">
         <Link href="/recover-password" className={linkClass}>
           Forgot your password?
