@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 use crate::prerequisites::{Package, ensure_packages};
-use crate::{build_binaries, command_succeeds, components_dir, project_root, run, run_quiet, step};
+use crate::{command_succeeds, components_dir, project_root, run, run_quiet, step};
 
 const REQUIREMENTS: &str = "deploy/checks/requirements.txt";
 const SCRIPTS: [&str; 2] = ["deploy/checks/check_deploy.py", "terraform/checks/check_terraform.py"];
@@ -47,8 +47,12 @@ pub fn run_deploy_checks() -> anyhow::Result<()> {
 pub fn run_rehearsal(server_url: &str) -> anyhow::Result<()> {
     step("local rehearsal: the dev overlay as processes, a rolling restart and a proxy upgrade under load");
     let python = ensure_venv()?;
-    // Built already by the tests; this makes sure of it.
-    let bin_dir = build_binaries(false)?;
+    // The tests built these (each package's integration tests need its
+    // binary); building them again here would build with other features.
+    let bin_dir = project_root().join("target/debug");
+    for binary in ["gatehouse-proxy", "gatehouse-host", "gatehouse-setup"] {
+        anyhow::ensure!(bin_dir.join(binary).is_file(), "target/debug/{binary} is missing: run the tests first");
+    }
     let mut rehearse = Command::new(&python);
     rehearse
         .arg(REHEARSAL)

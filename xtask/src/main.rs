@@ -269,19 +269,24 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures the host alone against native code, then starts the platform
+/// Measures the host alone against native code, and the proxy alone
+/// against a native upstream, then starts the platform
 /// in release mode and measures the proxy against the host it fronts, side
 /// by side (see `benches/`).
 fn bench(extra_args: &[String]) -> anyhow::Result<()> {
-    step("building the load generator");
+    step("building the load generator and the proxy");
     let mut build = cargo();
-    build.args(["build", "--locked", "--release", "-p", "benches"]);
+    build.args(["build", "--locked", "--release", "-p", "benches", "-p", "proxy"]);
     run(build)?;
     build_plugins()?;
     step("measuring the host alone: start-up, instantiate + call, hello world vs native hyper");
     let mut hostbench = Command::new(project_root().join("target/release/gatehouse-hostbench"));
     hostbench.current_dir(project_root()).arg("--components").arg(components_dir());
     run(hostbench)?;
+    step("measuring the proxy alone: pass-through to a native upstream vs directly, token verification");
+    let mut proxybench = Command::new(project_root().join("target/release/gatehouse-proxybench"));
+    proxybench.current_dir(project_root());
+    run(proxybench)?;
     let mut platform = Platform::start(true)?;
     step("measuring: host directly vs through the proxy");
     let mut load = Command::new(project_root().join("target/release/gatehouse-load"));
