@@ -1,6 +1,9 @@
 //! What the benchmarks share: a closed-loop HTTP/1.1 load generator over
-//! keep-alive connections, its tally, and a thread's CPU time. Nothing
-//! here asserts a speed; the binaries report what they measure.
+//! keep-alive connections, its tally, and a thread's CPU time; and
+//! [`loadgen`], the load generator for any URL. Nothing here asserts a
+//! speed; the binaries report what they measure.
+
+pub mod loadgen;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,0 +1,375 @@
+//! What a run measured, as JSON, as a printed summary and as SVG charts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use super::runner::{HttpVersion, Mode, Outcome};
+
+/// The results file (`results.json`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub target: String,
+    /// `open` (fixed arrival rate) or `closed` (fixed concurrency).
+    pub mode: &'static str,
+    /// The arrival rate asked for, in an open loop.
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    pub connections: usize,
+    /// `auto`, `1.1` or `2`: what was asked; `versions` is what was spoken.
+    pub http: &'static str,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    /// Requests counted: answered or failed.
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub requests_per_second: f64,
+    /// From when each request was due (open loop) or sent (closed loop).
+    pub latency_ms: Percentiles,
+    /// The same answers timed from when they were sent, which hides
+    /// the requests a stalled server kept waiting (open loop only).
+    pub uncorrected_latency_ms: Option<Percentiles>,
+    pub errors_by_status: BTreeMap<String, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub versions: BTreeMap<String, u64>,
+    pub by_request: Vec<RequestReport>,
+    /// Per second of the measured period, by completion time.
+    pub timeline: Vec<SecondReport>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestReport {
+    pub name: String,
+    pub ok: u64,
+    pub errors: u64,
+    pub latency_ms: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecondReport {
+    pub second: usize,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1e3
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let at = |q: f64| if histogram.is_empty() { 0.0 } else { ms(histogram.value_at_quantile(q)) };
+        Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p99_9: at(0.999),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1e3,
+        }
+    }
+}
+
+impl Report {
+    pub fn of(outcome: &Outcome) -> Self {
+        let options = &outcome.options;
+        let (mode, rate) = match options.mode {
+            Mode::Closed => ("closed", None),
+            Mode::Open { rate } => ("open", Some(rate)),
+        };
+        let requests = outcome.ok + outcome.errors;
+        Report {
+            target: outcome.target.clone(),
+            mode,
+            rate,
+            concurrency: options.concurrency,
+            connections: options.connections,
+            http: match options.http {
+                HttpVersion::Auto => "auto",
+                HttpVersion::Http1 => "1.1",
+                HttpVersion::Http2 => "2",
+            },
+            warmup_s: options.warmup.as_secs_f64(),
+            duration_s: outcome.measured.as_secs_f64(),
+            requests,
+            ok: outcome.ok,
+            errors: outcome.errors,
+            requests_per_second: requests as f64 / outcome.measured.as_secs_f64().max(f64::EPSILON),
+            latency_ms: Percentiles::of(&outcome.latency),
+            uncorrected_latency_ms: rate.map(|_| Percentiles::of(&outcome.uncorrected)),
+            errors_by_status: outcome.errors_by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            errors_by_kind: outcome.errors_by_kind.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+            versions: outcome.versions.clone(),
+            by_request: outcome
+                .names
+                .iter()
+                .zip(&outcome.per_request)
+                .map(|(name, tally)| RequestReport {
+                    name: name.clone(),
+                    ok: tally.ok,
+                    errors: tally.errors,
+                    latency_ms: Percentiles::of(&tally.latency),
+                })
+                .collect(),
+            timeline: outcome
+                .timeline
+                .iter()
+                .enumerate()
+                .map(|(second, s)| SecondReport {
+                    second,
+                    ok: s.ok,
+                    errors: s.errors,
+                    p50_ms: Percentiles::of(&s.latency).p50,
+                    p99_ms: Percentiles::of(&s.latency).p99,
+                })
+                .collect(),
+        }
+    }
+
+    /// The printed summary.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let load = match self.rate {
+            Some(rate) => format!("open loop at {rate} req/s over {} workers", self.concurrency),
+            None => format!("closed loop, {} workers", self.concurrency),
+        };
+        let versions: Vec<String> = self.versions.iter().map(|(v, n)| format!("{v} × {n}")).collect();
+        let _ = writeln!(out, "target    {}", self.target);
+        let _ = writeln!(
+            out,
+            "load      {load}, {} connection(s), HTTP {} ({}), {:.1} s measured after {:.1} s of warm-up",
+            self.connections,
+            self.http,
+            if versions.is_empty() { "no answer".into() } else { versions.join(", ") },
+            self.duration_s,
+            self.warmup_s,
+        );
+        let _ = writeln!(
+            out,
+            "requests  {} ({} ok, {} errors): {:.1} req/s",
+            self.requests, self.ok, self.errors, self.requests_per_second
+        );
+        let _ = writeln!(out, "\nlatency ms        p50       p90       p99     p99.9       max      mean");
+        let row = |out: &mut String, label: &str, p: &Percentiles| {
+            let _ = writeln!(
+                out,
+                "  {label:<12}{:>8.2}  {:>8.2}  {:>8.2}  {:>8.2}  {:>8.2}  {:>8.2}",
+                p.p50, p.p90, p.p99, p.p99_9, p.max, p.mean
+            );
+        };
+        match &self.uncorrected_latency_ms {
+            Some(uncorrected) => {
+                row(&mut out, "from due", &self.latency_ms);
+                row(&mut out, "from sent", uncorrected);
+                let _ = writeln!(
+                    out,
+                    "  (\"from due\" counts each request from when the schedule said to send it, \
+                     corrected for coordinated omission; \"from sent\" is not)"
+                );
+            }
+            None => row(&mut out, "all", &self.latency_ms),
+        }
+        if self.by_request.len() > 1 {
+            let _ = writeln!(out, "\nby request                          ok    errors    p50 ms    p99 ms");
+            for r in &self.by_request {
+                let _ = writeln!(
+                    out,
+                    "  {:<30}{:>8}  {:>8}  {:>8.2}  {:>8.2}",
+                    r.name, r.ok, r.errors, r.latency_ms.p50, r.latency_ms.p99
+                );
+            }
+        }
+        if self.errors > 0 {
+            let _ = writeln!(out);
+            for (status, n) in &self.errors_by_status {
+                let _ = writeln!(out, "errors    status {status}: {n}");
+            }
+            for (kind, n) in &self.errors_by_kind {
+                let _ = writeln!(out, "errors    {kind}: {n}");
+            }
+        }
+        out
+    }
+}
+
+/// Writes `results.json` and the charts (`latency.svg`, `throughput.svg`,
+/// `latency-over-time.svg`) into `dir`.
+pub fn write_all(outcome: &Outcome, dir: &Path) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let report = Report::of(outcome);
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing results.json in {}", dir.display()))?;
+    latency_chart(outcome, &dir.join("latency.svg"))?;
+    throughput_chart(&report, &dir.join("throughput.svg"))?;
+    latency_over_time_chart(&report, &dir.join("latency-over-time.svg"))?;
+    Ok(report)
+}
+
+/// Where a quantile sits on a percentile axis: 90% is 1, 99% is 2,
+/// 99.9% is 3 — the usual way of plotting latency tails.
+fn percentile_axis(quantile: f64) -> f64 {
+    (1.0 / (1.0 - quantile)).log10()
+}
+
+fn percentile_label(x: f64) -> String {
+    let percent = 100.0 * (1.0 - 10f64.powf(-x));
+    let decimals = (x.round() as usize).saturating_sub(2);
+    format!("{percent:.decimals$}%")
+}
+
+/// Latency by percentile, corrected and (in an open loop) not.
+fn latency_chart(outcome: &Outcome, path: &Path) -> anyhow::Result<()> {
+    let count = outcome.latency.len().max(1) as f64;
+    let x_max = count.log10().ceil().clamp(2.0, 6.0);
+    let curve = |histogram: &Histogram<u64>| -> Vec<(f64, f64)> {
+        let mut points: Vec<(f64, f64)> = histogram
+            .iter_quantiles(4)
+            .map(|v| (v.quantile_iterated_to(), ms(v.value_iterated_to())))
+            .filter(|(q, _)| *q < 1.0)
+            .map(|(q, value)| (percentile_axis(q).min(x_max), value))
+            .collect();
+        if !histogram.is_empty() {
+            points.push((x_max, ms(histogram.max())));
+        }
+        points
+    };
+    let mut series = vec![(
+        if outcome.options.mode == Mode::Closed { "latency" } else { "from due (corrected)" },
+        curve(&outcome.latency),
+        BLUE,
+    )];
+    if outcome.options.mode != Mode::Closed {
+        series.push(("from sent (uncorrected)", curve(&outcome.uncorrected), RED));
+    }
+    let y_max = ms(outcome.latency.max()).max(ms(outcome.uncorrected.max())).max(0.001) * 1.05;
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Latency by percentile", ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_labels(x_max as usize + 1)
+        .x_label_formatter(&|x| percentile_label(*x))
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .draw()?;
+    for (label, points, color) in series {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Answers and errors per second over the measured period.
+fn throughput_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let seconds = report.timeline.len().max(1) as f64;
+    let y_max = report.timeline.iter().map(|s| s.ok.max(s.errors)).max().unwrap_or(0).max(1) as f64 * 1.1;
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Throughput and errors over time", ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..seconds, 0f64..y_max)?;
+    chart.configure_mesh().x_desc("seconds").y_desc("per second").draw()?;
+    let series = [
+        ("answers/s (ok)", BLUE, report.timeline.iter().map(|s| s.ok).collect::<Vec<_>>()),
+        ("errors/s", RED, report.timeline.iter().map(|s| s.errors).collect()),
+    ];
+    for (label, color, values) in series {
+        let points = values.iter().enumerate().map(|(i, n)| (i as f64 + 0.5, *n as f64));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// p50 and p99 of each second's answers.
+fn latency_over_time_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let seconds = report.timeline.len().max(1) as f64;
+    let y_max = report.timeline.iter().map(|s| s.p99_ms).fold(0.001, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Latency over time", ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..seconds, 0f64..y_max)?;
+    chart.configure_mesh().x_desc("seconds").y_desc("latency (ms)").draw()?;
+    let series = [
+        ("p50", BLUE, report.timeline.iter().map(|s| s.p50_ms).collect::<Vec<_>>()),
+        ("p99", RED, report.timeline.iter().map(|s| s.p99_ms).collect()),
+    ];
+    for (label, color, values) in series {
+        let points = values.iter().enumerate().map(|(i, v)| (i as f64 + 0.5, *v));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_axis_labels() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+        assert_eq!(percentile_label(4.0), "99.99%");
+        assert!((percentile_axis(0.99) - 2.0).abs() < 1e-9);
+    }
+}
