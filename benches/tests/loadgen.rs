@@ -249,6 +249,39 @@ path = "/api/v1/items/{id}"
     assert_eq!(report.requests, report.ok);
 }
 
+/// A run stopped early (as Ctrl-C does) returns what it measured so far,
+/// requests in flight abandoned, even with a server that never answers some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_early_reports_what_it_measured() {
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&served);
+    let addr = serve(move |_request| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        async move {
+            // Every tenth request hangs until the client gives up.
+            if n % 10 == 9 {
+                std::future::pending::<()>().await;
+            }
+            answer(200, "{}")
+        }
+    })
+    .await;
+    let scenario = Scenario::single("GET", &format!("http://{addr}/"), BTreeMap::new(), None);
+    for mode in [Mode::Closed, Mode::Open { rate: 200.0 }] {
+        let mut options = options(mode, 4, Duration::from_secs(600));
+        options.timeout = Duration::from_secs(600);
+        let stop = tokio::time::sleep(Duration::from_millis(500));
+        let run = loadgen::run_until(scenario.clone(), None, Credentials::default(), options, stop);
+        let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the run stops").unwrap();
+        let report = Report::of(&outcome);
+        assert!(report.interrupted, "{mode:?}");
+        assert!(report.duration_s < 60.0, "{mode:?}: {} s", report.duration_s);
+        assert!(report.ok > 0, "{mode:?}");
+        assert_eq!(report.errors, 0, "{mode:?}: abandoned requests are not errors");
+        assert!(report.summary().contains("stopped early"));
+    }
+}
+
 #[test]
 fn the_committed_scenario_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/items.toml");

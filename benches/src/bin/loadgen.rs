@@ -154,7 +154,11 @@ async fn main() -> anyhow::Result<()> {
         progress: !args.quiet,
     };
     let credentials = Credentials { username: args.username, password: args.password, token: args.token };
-    let outcome = loadgen::run(scenario, args.base_url, credentials, options).await?;
+    // Ctrl-C ends the run early; what was measured until then is reported.
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let outcome = loadgen::run_until(scenario, args.base_url, credentials, options, interrupted).await?;
     let report = match &args.out {
         Some(dir) => loadgen::report::write_all(&outcome, dir)?,
         None => loadgen::Report::of(&outcome),

@@ -25,6 +25,8 @@ pub struct Report {
     pub http: &'static str,
     pub warmup_s: f64,
     pub duration_s: f64,
+    /// Stopped before the end (Ctrl-C): `duration_s` is what was measured.
+    pub interrupted: bool,
     /// Requests counted: answered or failed.
     pub requests: u64,
     pub ok: u64,
@@ -109,6 +111,7 @@ impl Report {
             },
             warmup_s: options.warmup.as_secs_f64(),
             duration_s: outcome.measured.as_secs_f64(),
+            interrupted: outcome.interrupted,
             requests,
             ok: outcome.ok,
             errors: outcome.errors,
@@ -155,12 +158,13 @@ impl Report {
         let _ = writeln!(out, "target    {}", self.target);
         let _ = writeln!(
             out,
-            "load      {load}, {} connection(s), HTTP {} ({}), {:.1} s measured after {:.1} s of warm-up",
+            "load      {load}, {} connection(s), HTTP {} ({}), {:.1} s measured after {:.1} s of warm-up{}",
             self.connections,
             self.http,
             if versions.is_empty() { "no answer".into() } else { versions.join(", ") },
             self.duration_s,
             self.warmup_s,
+            if self.interrupted { " (stopped early)" } else { "" },
         );
         let _ = writeln!(
             out,

@@ -101,8 +101,11 @@ pub struct Outcome {
     pub versions: BTreeMap<String, u64>,
     /// One entry per second of the measured period, by completion time.
     pub timeline: Vec<Second>,
-    /// From the end of the warm-up to the last counted answer.
+    /// From the end of the warm-up to the last counted answer, or to the
+    /// stop if the run was cut short.
     pub measured: Duration,
+    /// Stopped before its end.
+    pub interrupted: bool,
 }
 
 pub struct RequestTally {
@@ -135,6 +138,7 @@ impl Outcome {
             versions: BTreeMap::new(),
             timeline: Vec::new(),
             measured: Duration::ZERO,
+            interrupted: false,
         }
     }
 
@@ -230,6 +234,8 @@ struct Run {
     start: Instant,
     measure_start: Instant,
     end: Instant,
+    /// Becomes true when the run is stopped before its end (Ctrl-C).
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Builds one client as the options say.
@@ -297,6 +303,19 @@ pub async fn run(
     credentials: Credentials,
     options: RunOptions,
 ) -> anyhow::Result<Outcome> {
+    run_until(scenario, base_url, credentials, options, std::future::pending()).await
+}
+
+/// Like [`run`], cut short when `stop` completes (on Ctrl-C, say): requests
+/// in flight then are abandoned, and what was measured until then is
+/// returned.
+pub async fn run_until(
+    scenario: Scenario,
+    base_url: Option<String>,
+    credentials: Credentials,
+    options: RunOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Outcome> {
     scenario.check()?;
     anyhow::ensure!(options.concurrency > 0, "the concurrency must be at least 1");
     if let Mode::Open { rate } = options.mode {
@@ -313,6 +332,12 @@ pub async fn run(
     let needs = scenario.requests.iter().map(RequestTemplate::captured_variables).collect();
     let start = Instant::now();
     let measure_start = start + options.warmup;
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    let stopper = tokio::spawn(async move {
+        stop.await;
+        let _ = stop_sender.send(true);
+        Instant::now()
+    });
     let run = Arc::new(Run {
         outcome: Mutex::new(Outcome::new(target, options.clone(), names)),
         scenario,
@@ -327,6 +352,7 @@ pub async fn run(
         start,
         measure_start,
         end: measure_start + options.duration,
+        stop: stop_receiver,
     });
     let progress = options.progress.then(|| spawn_progress(Arc::clone(&run)));
     let mut schedules = Vec::new();
@@ -358,23 +384,40 @@ pub async fn run(
         let _ = ticker.await;
         bar.finish_and_clear();
     }
+    let stopped = *run.stop.borrow();
+    let stopped_at = if stopped {
+        stopper.await.ok()
+    } else {
+        stopper.abort();
+        None
+    };
     let run = Arc::into_inner(run).context("the progress bar still holds the run")?;
     let mut outcome = run.outcome.into_inner().expect("no worker panicked holding the tally");
-    // Throughput is over the measured period, or longer if the last
-    // answers came in after it.
-    outcome.measured = outcome.measured.max(options.duration);
+    outcome.measured = match stopped_at {
+        Some(at) if at < run.end => {
+            outcome.interrupted = true;
+            at.saturating_duration_since(run.measure_start)
+        }
+        // Throughput is over the measured period, or longer if the last
+        // answers came in after it.
+        _ => outcome.measured.max(options.duration),
+    };
     Ok(outcome)
 }
 
 /// Closed loop: the next request as soon as the last is answered.
 async fn closed_loop_worker(run: Arc<Run>, index: usize, client: reqwest::Client) {
     let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15 ^ index as u64);
+    let mut stop = run.stop.clone();
     loop {
         let due = Instant::now();
         if due >= run.end {
             break;
         }
-        exchange(&run, &client, &mut rng, due).await;
+        tokio::select! {
+            _ = exchange(&run, &client, &mut rng, due) => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
     }
 }
 
@@ -390,9 +433,20 @@ async fn open_loop_worker(
 ) {
     let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15 ^ index as u64);
     let give_up = run.end + run.options.timeout;
-    while let Some(due) = dues.recv().await {
+    let mut stop = run.stop.clone();
+    loop {
+        let due = tokio::select! {
+            due = dues.recv() => match due {
+                Some(due) => due,
+                None => break,
+            },
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
         if Instant::now() < give_up {
-            exchange(&run, &client, &mut rng, due).await;
+            tokio::select! {
+                _ = exchange(&run, &client, &mut rng, due) => {}
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
         } else if due >= run.measure_start {
             run.outcome.lock().expect("tally").record_unsent(run.measure_start, Instant::now());
         }
