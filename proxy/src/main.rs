@@ -42,6 +42,12 @@ use crate::config::ProxyConfig;
 use crate::connections::{ConnectionRegistry, EdgeApp};
 use crate::gateway::Gateway;
 
+/// Every request allocates and frees many small buffers (heads, header
+/// maps, bytes): mimalloc's thread-local free lists cost less than glibc's
+/// malloc for that (measured with `gatehouse-proxybench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(version, about = "Gatehouse's edge proxy")]
 struct Args {
