@@ -44,6 +44,20 @@ impl Tally {
     }
 }
 
+/// How the side-by-side benchmarks load each target: the options they share.
+#[derive(Debug, clap::Args)]
+pub struct Rounds {
+    /// Connections kept busy per target.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Length of one round per target (seconds).
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+    /// Rounds per target; targets alternate so drift hits all alike.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}
+
 /// Keeps `connections` keep-alive connections busy for `duration`.
 pub async fn load(
     addr: SocketAddr,

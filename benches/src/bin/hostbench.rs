@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::{Tally, load, serve_native, thread_cpu_time};
+use benches::{Rounds, Tally, load, serve_native, thread_cpu_time};
 use bytes::Bytes;
 use clap::Parser;
 use host::{Manifest, Runtime};
@@ -32,15 +32,8 @@ struct Args {
     /// Requests per measurement of instantiate + call.
     #[arg(long, default_value_t = 3000)]
     requests: u32,
-    /// Connections kept busy per target over sockets.
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
-    /// Length of one round per target over sockets.
-    #[arg(long, default_value_t = 3)]
-    seconds: u64,
-    /// Rounds per target; targets alternate so drift hits all alike.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    rounds: Rounds,
 }
 
 /// The hello world each generation answers: a guest route that only
@@ -154,16 +147,16 @@ async fn over_sockets(args: &Args, runtime: Arc<Runtime>) -> anyhow::Result<()> 
 
     println!(
         "\nover loopback: {} connections per target, {} rounds of {} s, targets alternating",
-        args.connections, args.rounds, args.seconds
+        args.rounds.connections, args.rounds.rounds, args.rounds.seconds
     );
     let mut native = Tally::default();
     let mut hosted: Vec<Tally> = HELLO.iter().map(|_| Tally::default()).collect();
-    let round = Duration::from_secs(args.seconds);
-    for _ in 0..args.rounds {
-        native.merge(load(native_addr, "/", &[], args.connections, round).await?);
+    let round = Duration::from_secs(args.rounds.seconds);
+    for _ in 0..args.rounds.rounds {
+        native.merge(load(native_addr, "/", &[], args.rounds.connections, round).await?);
         native.elapsed += round;
         for ((_, path), tally) in HELLO.iter().zip(&mut hosted) {
-            tally.merge(load(host_addr, path, &[], args.connections, round).await?);
+            tally.merge(load(host_addr, path, &[], args.rounds.connections, round).await?);
             tally.elapsed += round;
         }
     }

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use benches::{Tally, load, process_cpu_time, serve_native};
+use benches::{Rounds, Tally, load, process_cpu_time, serve_native};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -27,15 +27,8 @@ struct Args {
     /// The proxy binary (a release build).
     #[arg(long, default_value = "target/release/gatehouse-proxy")]
     proxy: PathBuf,
-    /// Connections kept busy per target.
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
-    /// Length of one round per target.
-    #[arg(long, default_value_t = 3)]
-    seconds: u64,
-    /// Rounds per target; targets alternate so drift hits all alike.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    rounds: Rounds,
     /// Worker threads of each proxy process.
     #[arg(long, default_value_t = 1)]
     proxy_threads: usize,
@@ -169,14 +162,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "proxy pass-through: {} connections per target, {} rounds of {} s, targets alternating; \
          proxies on {} worker thread(s), the load and the upstream on one",
-        args.connections, args.rounds, args.seconds, args.proxy_threads
+        args.rounds.connections, args.rounds.rounds, args.rounds.seconds, args.proxy_threads
     );
-    let round = Duration::from_secs(args.seconds);
+    let round = Duration::from_secs(args.rounds.seconds);
     let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
-    for _ in 0..args.rounds {
+    for _ in 0..args.rounds.rounds {
         for (t, m) in targets.iter().zip(&mut measured) {
             let cpu_before = t.proxy_pid.map(process_cpu_time).unwrap_or_default();
-            m.tally.merge(load(t.addr, t.path, &t.headers, args.connections, round).await?);
+            m.tally.merge(load(t.addr, t.path, &t.headers, args.rounds.connections, round).await?);
             m.tally.elapsed += round;
             m.proxy_cpu += t.proxy_pid.map(process_cpu_time).unwrap_or_default().saturating_sub(cpu_before);
         }

@@ -239,6 +239,60 @@ fn percentile_label(x: f64) -> String {
     format!("{percent:.decimals$}%")
 }
 
+/// Ticks on an x axis, and the label of each.
+type Ticks = (usize, fn(f64) -> String);
+
+/// One line of a chart: its legend, colour and points.
+type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+/// One line chart, as data: what each chart function fills in and
+/// [`LineChart::draw`] draws alike.
+struct LineChart {
+    title: &'static str,
+    x_max: f64,
+    y_max: f64,
+    x_desc: &'static str,
+    y_desc: &'static str,
+    /// Ticks on the x axis, with their labels (the percentile chart's).
+    x_ticks: Option<Ticks>,
+    legend: SeriesLabelPosition,
+    series: Vec<Line>,
+}
+
+impl LineChart {
+    fn draw(self, path: &Path) -> anyhow::Result<()> {
+        let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..self.x_max, 0f64..self.y_max)?;
+        let mut mesh = chart.configure_mesh();
+        let formatter;
+        if let Some((ticks, label)) = self.x_ticks {
+            formatter = move |x: &f64| label(*x);
+            mesh.x_labels(ticks).x_label_formatter(&formatter);
+        }
+        mesh.x_desc(self.x_desc).y_desc(self.y_desc).draw()?;
+        for (label, color, points) in self.series {
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(self.legend)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present().with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}
+
 /// Latency by percentile, corrected and (in an open loop) not.
 fn latency_chart(outcome: &Outcome, path: &Path) -> anyhow::Result<()> {
     let count = outcome.latency.len().max(1) as f64;
@@ -255,112 +309,65 @@ fn latency_chart(outcome: &Outcome, path: &Path) -> anyhow::Result<()> {
         }
         points
     };
-    let mut series = vec![(
-        if outcome.options.mode == Mode::Closed { "latency" } else { "from due (corrected)" },
-        curve(&outcome.latency),
-        BLUE,
-    )];
-    if outcome.options.mode != Mode::Closed {
-        series.push(("from sent (uncorrected)", curve(&outcome.uncorrected), RED));
+    let closed = outcome.options.mode == Mode::Closed;
+    let mut series = vec![(if closed { "latency" } else { "from due (corrected)" }, BLUE, curve(&outcome.latency))];
+    if !closed {
+        series.push(("from sent (uncorrected)", RED, curve(&outcome.uncorrected)));
     }
-    let y_max = ms(outcome.latency.max()).max(ms(outcome.uncorrected.max())).max(0.001) * 1.05;
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by percentile", ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_labels(x_max as usize + 1)
-        .x_label_formatter(&|x| percentile_label(*x))
-        .x_desc("percentile")
-        .y_desc("latency (ms)")
-        .draw()?;
-    for (label, points, color) in series {
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    LineChart {
+        title: "Latency by percentile",
+        x_max,
+        y_max: ms(outcome.latency.max()).max(ms(outcome.uncorrected.max())).max(0.001) * 1.05,
+        x_desc: "percentile",
+        y_desc: "latency (ms)",
+        x_ticks: Some((x_max as usize + 1, percentile_label)),
+        legend: SeriesLabelPosition::UpperLeft,
+        series,
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    .draw(path)
+}
+
+/// A value of each second, at the middle of that second.
+fn per_second(values: impl Iterator<Item = f64>) -> Vec<(f64, f64)> {
+    values.enumerate().map(|(i, v)| (i as f64 + 0.5, v)).collect()
 }
 
 /// Answers and errors per second over the measured period.
 fn throughput_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let seconds = report.timeline.len().max(1) as f64;
-    let y_max = report.timeline.iter().map(|s| s.ok.max(s.errors)).max().unwrap_or(0).max(1) as f64 * 1.1;
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Throughput and errors over time", ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..seconds, 0f64..y_max)?;
-    chart.configure_mesh().x_desc("seconds").y_desc("per second").draw()?;
-    let series = [
-        ("answers/s (ok)", BLUE, report.timeline.iter().map(|s| s.ok).collect::<Vec<_>>()),
-        ("errors/s", RED, report.timeline.iter().map(|s| s.errors).collect()),
-    ];
-    for (label, color, values) in series {
-        let points = values.iter().enumerate().map(|(i, n)| (i as f64 + 0.5, *n as f64));
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    let timeline = &report.timeline;
+    LineChart {
+        title: "Throughput and errors over time",
+        x_max: timeline.len().max(1) as f64,
+        y_max: timeline.iter().map(|s| s.ok.max(s.errors)).max().unwrap_or(0).max(1) as f64 * 1.1,
+        x_desc: "seconds",
+        y_desc: "per second",
+        x_ticks: None,
+        legend: SeriesLabelPosition::LowerRight,
+        series: vec![
+            ("answers/s (ok)", BLUE, per_second(timeline.iter().map(|s| s.ok as f64))),
+            ("errors/s", RED, per_second(timeline.iter().map(|s| s.errors as f64))),
+        ],
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    .draw(path)
 }
 
 /// p50 and p99 of each second's answers.
 fn latency_over_time_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let seconds = report.timeline.len().max(1) as f64;
-    let y_max = report.timeline.iter().map(|s| s.p99_ms).fold(0.001, f64::max) * 1.1;
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Latency over time", ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..seconds, 0f64..y_max)?;
-    chart.configure_mesh().x_desc("seconds").y_desc("latency (ms)").draw()?;
-    let series = [
-        ("p50", BLUE, report.timeline.iter().map(|s| s.p50_ms).collect::<Vec<_>>()),
-        ("p99", RED, report.timeline.iter().map(|s| s.p99_ms).collect()),
-    ];
-    for (label, color, values) in series {
-        let points = values.iter().enumerate().map(|(i, v)| (i as f64 + 0.5, *v));
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    let timeline = &report.timeline;
+    LineChart {
+        title: "Latency over time",
+        x_max: timeline.len().max(1) as f64,
+        y_max: timeline.iter().map(|s| s.p99_ms).fold(0.001, f64::max) * 1.1,
+        x_desc: "seconds",
+        y_desc: "latency (ms)",
+        x_ticks: None,
+        legend: SeriesLabelPosition::UpperRight,
+        series: vec![
+            ("p50", BLUE, per_second(timeline.iter().map(|s| s.p50_ms))),
+            ("p99", RED, per_second(timeline.iter().map(|s| s.p99_ms))),
+        ],
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    .draw(path)
 }
 
 #[cfg(test)]
