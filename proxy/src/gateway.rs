@@ -948,7 +948,7 @@ fn unauthorized(e: AuthError) -> Refusal {
 /// the client's `Connection` names (hop-by-hop, RFC 9110 §7.6.1), and
 /// `Upgrade` unless the route allows it. With an absolute-form target, the
 /// `Host` header becomes the target's authority.
-fn remove_hop_by_hop_and_identity(req: &mut RequestHeader, allow_upgrade: bool) {
+pub fn remove_hop_by_hop_and_identity(req: &mut RequestHeader, allow_upgrade: bool) {
     let named: Vec<String> = req
         .headers
         .get_all(http::header::CONNECTION)

@@ -47,7 +47,13 @@ impl IdentitySigner {
             format!("gatehouse-identity-v1\n{method}\n{path_and_query}\n{user_id}\n{request_id}\n{timestamp}")
                 .as_bytes(),
         );
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut signature = String::with_capacity(64);
+        for byte in mac.finalize().into_bytes() {
+            signature.push(HEX[usize::from(byte >> 4)] as char);
+            signature.push(HEX[usize::from(byte & 0x0f)] as char);
+        }
+        signature
     }
 }
 

@@ -2,26 +2,6 @@
 //! bearer tokens before any upstream is contacted, and passes the verified
 //! identity on in `x-gatehouse-user-id`.
 
-mod balance;
-mod compression;
-mod config;
-mod connections;
-mod cors;
-mod discovery;
-mod files;
-mod framing;
-mod gateway;
-mod headgate;
-mod identity;
-mod jwks;
-mod metrics;
-mod path;
-mod ratelimit;
-mod reload;
-mod routing;
-mod tls;
-mod token;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,9 +18,10 @@ use std::sync::Arc;
 
 use pingora::services::listening::Service;
 
-use crate::config::ProxyConfig;
-use crate::connections::{ConnectionRegistry, EdgeApp};
-use crate::gateway::Gateway;
+use proxy::config::ProxyConfig;
+use proxy::connections::{ConnectionRegistry, EdgeApp};
+use proxy::gateway::Gateway;
+use proxy::{discovery, gateway, jwks, metrics, reload, tls};
 
 /// Every request allocates and frees many small buffers (heads, header
 /// maps, bytes): mimalloc's thread-local free lists cost less than glibc's

@@ -283,6 +283,10 @@ fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     let mut hostbench = Command::new(project_root().join("target/release/gatehouse-hostbench"));
     hostbench.current_dir(project_root()).arg("--components").arg(components_dir());
     run(hostbench)?;
+    step("measuring the parts alone: micro-benchmarks of the edge's decisions and of bcrypt");
+    let mut micro = cargo();
+    micro.args(["bench", "--locked", "-p", "benches", "--bench", "micro"]);
+    run(micro)?;
     step("measuring the proxy alone: pass-through to a native upstream vs directly, token verification");
     let mut proxybench = Command::new(project_root().join("target/release/gatehouse-proxybench"));
     proxybench.current_dir(project_root());
