@@ -268,23 +268,19 @@ impl Gateway {
             headers.push(("allow", "GET, HEAD"));
             return respond_json(session, 405, "Method Not Allowed", &headers).await;
         }
-        let found = site.resolve(ctx.path.as_deref().unwrap_or("/"));
+        let wants_html = session
+            .req_header()
+            .headers
+            .get(http::header::ACCEPT)
+            .is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+        // The not-found page is for browsers; an API client gets the usual shape.
+        let found = site.resolve(ctx.path.as_deref().unwrap_or("/")).filter(|f| f.status != 404 || wants_html);
         let Some((found, stored)) =
             found.and_then(|f| f.representation(ctx.accept_encoding.as_deref()).ok().map(|r| (f, r)))
         else {
             set_compression(session, [0; 3]);
             return respond_json(session, 404, "Not Found", &headers).await;
         };
-        let wants_html = session
-            .req_header()
-            .headers
-            .get(http::header::ACCEPT)
-            .is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
-        if found.status == 404 && !wants_html {
-            // A page is for browsers; an API client gets the usual shape.
-            set_compression(session, [0; 3]);
-            return respond_json(session, 404, "Not Found", &headers).await;
-        }
         let if_none_match = session.req_header().headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
         let status = if found.status == 200 && not_modified(if_none_match, &stored.etag) { 304 } else { found.status };
         let compress_here =
