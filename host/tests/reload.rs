@@ -44,11 +44,7 @@ async fn wait_for(host: &HostProcess, path: &str, expected: (u16, Value)) {
 }
 
 async fn wait_for_log(host: &HostProcess, text: &str, occurrences: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while host.log().matches(text).count() < occurrences {
-        assert!(Instant::now() < deadline, "no {occurrences}× {text:?} in the log:\n{}", host.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::wait_for_log(|| host.log(), text, occurrences, Duration::from_secs(30)).await;
 }
 
 #[tokio::test]

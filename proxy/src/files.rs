@@ -274,34 +274,23 @@ pub fn content_type(file: &Path) -> &'static str {
 mod tests {
     use super::*;
 
-    struct Folder(PathBuf);
+    /// A folder like the frontend's export.
+    struct Folder(testkit::TempFolder);
 
     impl Folder {
         fn new(files: &[(&str, &str)]) -> Self {
-            let dir = std::env::temp_dir().join(format!("gatehouse-files-{}", uuid::Uuid::new_v4()));
-            for (name, text) in files {
-                let path = dir.join(name);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, text).unwrap();
-            }
-            Self(dir)
+            Self(testkit::TempFolder::with_files(files))
         }
 
         fn site(&self, fallback: Option<&str>) -> Site {
             Site::new(FilesConfig {
-                root: self.0.clone(),
+                root: self.0.0.clone(),
                 not_found: Some("404.html".into()),
                 fallback: fallback.map(Into::into),
                 immutable: default_immutable(),
                 max_age_seconds: 60,
                 content_security_policy: default_csp(),
             })
-        }
-    }
-
-    impl Drop for Folder {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -350,7 +339,7 @@ mod tests {
     fn hidden_files_and_escapes_from_the_root_are_never_served() {
         let folder = Folder::new(&EXPORT);
         let outside = Folder::new(&[("secret.txt", "outside")]);
-        std::os::unix::fs::symlink(outside.0.join("secret.txt"), folder.0.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.0.0.join("secret.txt"), folder.0.0.join("link.txt")).unwrap();
         let site = folder.site(None);
         for path in ["/.env", "/sub/.hidden", "/%2eenv", "/link.txt", "/a%2f..%2f.env", "/bad%zz", "/nul%00"] {
             assert_eq!(served(&site, path), ("missing".into(), 404), "{path}");

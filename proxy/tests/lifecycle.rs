@@ -139,9 +139,5 @@ async fn a_graceful_upgrade_under_load_refuses_no_connection_and_loses_no_reques
     let (head, _) = exchange(&mut connect(addr).unwrap(), "/guest/after", true).unwrap();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     // (Its access log line follows the answer.)
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !new.log().contains("/guest/after") {
-        assert!(Instant::now() < deadline, "the new proxy did not serve: {}", new.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    testkit::wait_for_log(|| new.log(), "/guest/after", 1, Duration::from_secs(10)).await;
 }

@@ -21,11 +21,7 @@ async fn wait_for_status(proxy: &ProxyProcess, path: &str, expected: u16) {
 }
 
 async fn wait_for_log(proxy: &ProxyProcess, text: &str, occurrences: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while proxy.log().matches(text).count() < occurrences {
-        assert!(Instant::now() < deadline, "no {occurrences}× {text:?} in the log:\n{}", proxy.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::wait_for_log(|| proxy.log(), text, occurrences, Duration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

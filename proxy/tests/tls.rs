@@ -148,11 +148,7 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_refu
     // A broken renewal is refused; the last good pair serves on.
     let key = certificates.0.join("served/server.key");
     std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !proxy.log().contains("TLS certificate refused") {
-        assert!(Instant::now() < deadline, "the broken key was not noticed: {}", proxy.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::wait_for_log(|| proxy.log(), "TLS certificate refused", 1, Duration::from_secs(20)).await;
     assert_eq!(second.get(&url).send().await.unwrap().status().as_u16(), 200);
     assert!(!proxy.log().contains("broken"), "key material in the log");
     assert!(proxy.is_running());

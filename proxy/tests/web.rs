@@ -105,27 +105,6 @@ async fn cross_origin_requests_are_allowed_only_where_a_route_says_and_preflight
     assert_eq!(no_policy.status().as_u16(), 401, "no preflight answer where no policy: the token check stands");
 }
 
-/// A folder of files like the frontend's static export.
-struct Export(std::path::PathBuf);
-
-impl Export {
-    fn new(files: &[(&str, &[u8])]) -> Self {
-        let dir = std::env::temp_dir().join(format!("gatehouse-export-{}", uuid::Uuid::new_v4()));
-        for (name, bytes) in files {
-            let path = dir.join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, bytes).unwrap();
-        }
-        Self(dir)
-    }
-}
-
-impl Drop for Export {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -143,7 +122,7 @@ fn brotli(bytes: &[u8]) -> Vec<u8> {
 async fn the_frontend_is_served_from_its_folder_with_pages_validators_and_precompressed_assets() {
     let script = "console.log('a hashed asset');\n".repeat(200);
     let style = "body { color: black; }\n".repeat(300);
-    let export = Export::new(&[
+    let export = testkit::TempFolder::with_files::<&[u8]>(&[
         ("index.html", b"<h1>log in</h1>"),
         ("items.html", b"<h1>items</h1>"),
         ("404.html", b"<h1>no such page</h1>"),

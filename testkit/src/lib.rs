@@ -19,6 +19,39 @@ use host::{Manifest, Runtime};
 
 pub use devpg::make_test_certificates;
 
+/// A folder of the test's own holding `files` (`(relative path,
+/// contents)`), removed when dropped.
+pub struct TempFolder(pub PathBuf);
+
+impl TempFolder {
+    pub fn with_files<C: AsRef<[u8]>>(files: &[(&str, C)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("gatehouse-files-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, contents) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
+        }
+        Self(dir)
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits until `log()` holds `text` `occurrences` times, failing the test
+/// with the log after `within`.
+pub async fn wait_for_log(log: impl Fn() -> String, text: &str, occurrences: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while log().matches(text).count() < occurrences {
+        assert!(Instant::now() < deadline, "no {occurrences}× {text:?} in the log:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A database of its own for one test.
 pub struct TestDatabase {
     pub name: String,
