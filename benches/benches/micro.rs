@@ -149,11 +149,101 @@ fn identity_check(bencher: Bencher) {
     });
 }
 
+const PASSWORD: &str = "a password of some length";
+
 /// Checking a password against its stored hash, natively, at the cost the
-/// platform stores them with. (The same check inside the auth component is
-/// what a login through the host costs; `gatehouse-loadgen` measures that.)
+/// platform stores them with.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn bcrypt_verify(bencher: Bencher) {
-    let hash = bcrypt::hash("a password of some length", setup::BCRYPT_COST).unwrap();
-    bencher.bench(|| bcrypt::verify(black_box("a password of some length"), &hash).unwrap());
+    let hash = bcrypt::hash(PASSWORD, setup::BCRYPT_COST).unwrap();
+    bencher.bench(|| bcrypt::verify(black_box(PASSWORD), &hash).unwrap());
+}
+
+/// The same check inside a component (the test guest, compiled to
+/// WebAssembly with the same bcrypt crate the auth service uses), request
+/// included.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn bcrypt_verify_in_component(bencher: Bencher) {
+    let host = in_process();
+    let body = format!("{PASSWORD}\n{}", bcrypt::hash(PASSWORD, setup::BCRYPT_COST).unwrap());
+    bencher.bench_local(|| assert_eq!(host.call("POST", "/p2/bcrypt-verify", &body), r#"{"ok":true}"#));
+}
+
+/// A request to a hello-world component, on one thread: a fresh instance
+/// for WASIp2 (spin-sdk 5), a warm one for WASIp3 (spin-sdk 7).
+#[divan::bench(args = ["/p2/env/UNSET", "/p3/env/UNSET"])]
+fn component_call(bencher: Bencher, path: &str) {
+    let host = in_process();
+    bencher.bench_local(|| assert_eq!(host.call("GET", path, ""), r#"{"ok":null}"#));
+}
+
+/// A WASIp2 request that opens the database and runs `SELECT 1` this many
+/// times on that connection: each query is one host database call, and 0
+/// is the opening alone.
+#[divan::bench(args = [0, 1, 10])]
+fn component_database(bencher: Bencher, queries: u32) {
+    let host = in_process();
+    let path = format!("/p2/db/select/{queries}");
+    bencher.bench_local(|| assert_eq!(host.call("GET", &path, ""), format!(r#"{{"ok":{queries}}}"#)));
+}
+
+/// The host in this process, its guests called on one thread: the test
+/// guests, the WASIp2 one granted the database at `DATABASE_URL`.
+struct InProcess {
+    runtime: host::Runtime,
+    tokio: tokio::runtime::Runtime,
+}
+
+impl InProcess {
+    /// One request; its answer's body, once it is checked to be a 200.
+    fn call(&self, method: &str, path: &str, body: &str) -> String {
+        use http_body_util::BodyExt as _;
+        let request = http::Request::builder().method(method).uri(path).header("host", "bench");
+        let request = request.body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned()))).unwrap();
+        self.tokio.block_on(async {
+            let response = self.runtime.handle(request, None).await;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string()).unwrap().to_bytes();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        })
+    }
+}
+
+fn in_process() -> &'static InProcess {
+    static HOST: std::sync::OnceLock<InProcess> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let components = std::env::var("GATEHOUSE_COMPONENTS_DIR").map_or_else(
+            |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"),
+            std::path::PathBuf::from,
+        );
+        let url = std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL: the component benchmarks call a real database (`cargo xtask bench` sets it)");
+        let manifest = host::Manifest::parse(
+            r#"
+            [database.app]
+            url_env = "DATABASE_URL"
+            [component.p2]
+            route = "/p2/..."
+            file = "test_guest.wasm"
+            databases = ["app"]
+            [component.p2.variables]
+            database = "app"
+            [component.p3]
+            route = "/p3/..."
+            file = "spin7_guest.wasm"
+            "#,
+            &components,
+        )
+        .expect("the benchmark's manifest (are the plugins built?)");
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let urls = std::collections::BTreeMap::from([("app".to_owned(), url)]);
+        let pools = tokio
+            .block_on(host::pools::connect_pools(&manifest.database, &urls, &manifest.limits))
+            .expect("the database");
+        let engine = host::Runtime::new_engine(&manifest).unwrap();
+        let runtime = host::Runtime::new(engine, &manifest, &pools, |_| None).unwrap();
+        InProcess { runtime, tokio }
+    })
 }

@@ -160,3 +160,27 @@ pub fn process_cpu_time(pid: u32) -> Duration {
         .sum();
     Duration::from_nanos(nanos)
 }
+
+/// A process's resident memory now (`VmRSS`) and at its peak so far
+/// (`VmHWM`), in bytes; zero if the process is gone.
+pub fn resident_memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Every process whose name is `name` (`postgres`: the server and its
+/// backends), for CPU time summed over them.
+pub fn processes_named(name: &str) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim_end() == name))
+        .collect()
+}

@@ -10,6 +10,7 @@
 //! Both install what the machine lacks (when run as root on Debian) or say
 //! in one line what is missing.
 
+mod bench;
 mod deploy_checks;
 mod frontend;
 mod prerequisites;
@@ -43,7 +44,7 @@ fn main() {
         Some("run") => run_platform(args.iter().any(|a| a == "--release")),
         Some("test") => test_everything(),
         Some("build-plugins") => build_plugins(),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -104,11 +105,16 @@ fn plugins_cargo() -> Command {
     c
 }
 
-/// Builds the proxy, the host, the setup and the mailer; returns the folder
-/// with their binaries.
-fn build_binaries(release: bool) -> anyhow::Result<PathBuf> {
+/// Builds the proxy, the host, the setup and the mailer, and the `extra`
+/// packages in the same build (one build: packages built apart may unify
+/// features differently and build a crate twice); returns the folder with
+/// their binaries.
+fn build_binaries(release: bool, extra: &[&str]) -> anyhow::Result<PathBuf> {
     let mut build = cargo();
     build.args(["build", "--locked", "-p", "proxy", "-p", "host", "-p", "setup", "-p", "mailer"]);
+    for package in extra {
+        build.args(["-p", package]);
+    }
     if release {
         build.arg("--release");
     }
@@ -130,11 +136,21 @@ fn build_plugins() -> anyhow::Result<()> {
     run(build)
 }
 
+/// How the platform is built and started.
+struct PlatformOptions<'a> {
+    release: bool,
+    /// The proxy's configuration, relative to the project's root.
+    proxy_config: &'a str,
+    /// Packages built along with the platform's own.
+    extra_packages: &'a [&'a str],
+}
+
 /// The running platform: the private database (unless `DATABASE_URL` is
 /// set), the host and the proxy.
 struct Platform {
     children: Children,
     postgres: Option<PostgresServer>,
+    database_url: String,
     superuser: String,
     superuser_password: String,
     identity_key: String,
@@ -142,7 +158,8 @@ struct Platform {
 
 impl Platform {
     /// Builds what is needed and starts everything, in dependency order.
-    fn start(release: bool) -> anyhow::Result<Self> {
+    fn start(options: &PlatformOptions) -> anyhow::Result<Self> {
+        let release = options.release;
         let database_url = std::env::var("DATABASE_URL").ok();
         let mut needed = vec![&CMAKE, &NODEJS, &NPM];
         if database_url.is_none() {
@@ -153,7 +170,7 @@ impl Platform {
         // The pages the proxy serves at `/` (deploy/proxy.toml's `[files.frontend]`).
         frontend::build()?;
         step("building the proxy and the host");
-        let bin_dir = build_binaries(release)?;
+        let bin_dir = build_binaries(release, options.extra_packages)?;
 
         let state_dir = project_root().join(".gatehouse");
         let (database_url, postgres) = match database_url {
@@ -172,8 +189,14 @@ impl Platform {
         let identity_key = identity_key(&state_dir)?;
         let superuser = env_or_default("FIRST_SUPERUSER", DEV_FIRST_SUPERUSER);
         let superuser_password = env_or_default("FIRST_SUPERUSER_PASSWORD", DEV_FIRST_SUPERUSER_PASSWORD);
-        let mut platform =
-            Self { children: Children::default(), postgres, superuser, superuser_password, identity_key };
+        let mut platform = Self {
+            children: Children::default(),
+            postgres,
+            database_url: database_url.clone(),
+            superuser,
+            superuser_password,
+            identity_key,
+        };
 
         step("applying the schema migrations and creating the first superuser");
         let mut setup = Command::new(bin_dir.join("gatehouse-setup"));
@@ -211,7 +234,7 @@ impl Platform {
         let mut proxy = Command::new(bin_dir.join("gatehouse-proxy"));
         proxy
             .current_dir(project_root())
-            .args(["--config", "deploy/proxy.toml", "--listen", PROXY_ADDRESS])
+            .args(["--config", options.proxy_config, "--listen", PROXY_ADDRESS])
             .env("JWT_PUBLIC_KEYS", &keys.public_jwks)
             .env(IDENTITY_KEY_ENV, &platform.identity_key);
         platform.children.spawn("proxy", proxy)?;
@@ -235,7 +258,8 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
     ctrlc::set_handler(move || {
         let _ = signal_tx.send("signal");
     })?;
-    let mut platform = Platform::start(release)?;
+    let options = PlatformOptions { release, proxy_config: "deploy/proxy.toml", extra_packages: &[] };
+    let mut platform = Platform::start(&options)?;
     let superuser = &platform.superuser;
     // Only the development default is echoed; a password of your own is not.
     let superuser_password = if platform.superuser_password == DEV_FIRST_SUPERUSER_PASSWORD {
@@ -267,41 +291,6 @@ fn run_platform(release: bool) -> anyhow::Result<()> {
     platform.stop();
     eprintln!("stopped");
     Ok(())
-}
-
-/// Measures the host alone against native code, and the proxy alone
-/// against a native upstream, then starts the platform
-/// in release mode and measures the proxy against the host it fronts, side
-/// by side (see `benches/`).
-fn bench(extra_args: &[String]) -> anyhow::Result<()> {
-    step("building the load generator and the proxy");
-    let mut build = cargo();
-    build.args(["build", "--locked", "--release", "-p", "benches", "-p", "proxy"]);
-    run(build)?;
-    build_plugins()?;
-    step("measuring the host alone: start-up, instantiate + call, hello world vs native hyper");
-    let mut hostbench = Command::new(project_root().join("target/release/gatehouse-hostbench"));
-    hostbench.current_dir(project_root()).arg("--components").arg(components_dir());
-    run(hostbench)?;
-    step("measuring the parts alone: micro-benchmarks of the edge's decisions and of bcrypt");
-    let mut micro = cargo();
-    micro.args(["bench", "--locked", "-p", "benches", "--bench", "micro"]);
-    run(micro)?;
-    step("measuring the proxy alone: pass-through to a native upstream vs directly, token verification");
-    let mut proxybench = Command::new(project_root().join("target/release/gatehouse-proxybench"));
-    proxybench.current_dir(project_root());
-    run(proxybench)?;
-    let mut platform = Platform::start(true)?;
-    step("measuring: host directly vs through the proxy");
-    let mut load = Command::new(project_root().join("target/release/gatehouse-load"));
-    load.args(["--proxy", PROXY_ADDRESS, "--host", HOST_ADDRESS])
-        .args(extra_args.iter().filter(|a| *a != "--"))
-        .env("FIRST_SUPERUSER", &platform.superuser)
-        .env("FIRST_SUPERUSER_PASSWORD", &platform.superuser_password)
-        .env(IDENTITY_KEY_ENV, &platform.identity_key);
-    let result = run(load);
-    platform.stop();
-    result
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -373,6 +362,10 @@ impl Children {
         let child = cmd.spawn().with_context(|| format!("cannot start the {name}"))?;
         self.running.push((name, child));
         Ok(())
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        self.running.iter().find(|(n, _)| *n == name).map(|(_, c)| c.id())
     }
 
     fn pids(&self) -> Vec<u32> {

@@ -229,38 +229,55 @@ pub fn write_all(outcome: &Outcome, dir: &Path) -> anyhow::Result<Report> {
 
 /// Where a quantile sits on a percentile axis: 90% is 1, 99% is 2,
 /// 99.9% is 3 — the usual way of plotting latency tails.
-fn percentile_axis(quantile: f64) -> f64 {
+pub fn percentile_axis(quantile: f64) -> f64 {
     (1.0 / (1.0 - quantile)).log10()
 }
 
-fn percentile_label(x: f64) -> String {
+pub fn percentile_label(x: f64) -> String {
     let percent = 100.0 * (1.0 - 10f64.powf(-x));
     let decimals = (x.round() as usize).saturating_sub(2);
     format!("{percent:.decimals$}%")
 }
 
 /// Ticks on an x axis, and the label of each.
-type Ticks = (usize, fn(f64) -> String);
+pub type Ticks = (usize, fn(f64) -> String);
 
 /// One line of a chart: its legend, colour and points.
-type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+pub type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
 
 /// One line chart, as data: what each chart function fills in and
 /// [`LineChart::draw`] draws alike.
-struct LineChart {
-    title: &'static str,
-    x_max: f64,
-    y_max: f64,
-    x_desc: &'static str,
-    y_desc: &'static str,
+pub struct LineChart {
+    pub title: &'static str,
+    pub x_max: f64,
+    pub y_max: f64,
+    pub x_desc: &'static str,
+    pub y_desc: &'static str,
     /// Ticks on the x axis, with their labels (the percentile chart's).
-    x_ticks: Option<Ticks>,
-    legend: SeriesLabelPosition,
-    series: Vec<Line>,
+    pub x_ticks: Option<Ticks>,
+    pub legend: SeriesLabelPosition,
+    pub series: Vec<Line>,
 }
 
 impl LineChart {
-    fn draw(self, path: &Path) -> anyhow::Result<()> {
+    /// A latency-by-percentile chart of one or more histograms (already
+    /// made curves by [`percentile_curve`]), up to `x_max` on the
+    /// percentile axis.
+    pub fn percentiles(title: &'static str, x_max: f64, series: Vec<Line>) -> Self {
+        let y_max = series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)).fold(0.001, f64::max);
+        LineChart {
+            title,
+            x_max,
+            y_max: y_max * 1.05,
+            x_desc: "percentile",
+            y_desc: "latency (ms)",
+            x_ticks: Some((x_max as usize + 1, percentile_label)),
+            legend: SeriesLabelPosition::UpperLeft,
+            series,
+        }
+    }
+
+    pub fn draw(self, path: &Path) -> anyhow::Result<()> {
         let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
@@ -293,38 +310,40 @@ impl LineChart {
     }
 }
 
+/// Where the percentile axis of `histogram`'s chart ends: 99% (2) for
+/// few answers, up to 99.9999% (6) for many.
+pub fn percentile_axis_end(histogram: &Histogram<u64>) -> f64 {
+    (histogram.len().max(1) as f64).log10().ceil().clamp(2.0, 6.0)
+}
+
+/// `histogram`'s latency (ms) by percentile, as points of a chart whose
+/// percentile axis ends at `x_max`, the maximum drawn at the end.
+pub fn percentile_curve(histogram: &Histogram<u64>, x_max: f64) -> Vec<(f64, f64)> {
+    let mut points: Vec<(f64, f64)> = histogram
+        .iter_quantiles(4)
+        .map(|v| (v.quantile_iterated_to(), ms(v.value_iterated_to())))
+        .filter(|(q, _)| *q < 1.0)
+        .map(|(q, value)| (percentile_axis(q).min(x_max), value))
+        .collect();
+    if !histogram.is_empty() {
+        points.push((x_max, ms(histogram.max())));
+    }
+    points
+}
+
 /// Latency by percentile, corrected and (in an open loop) not.
 fn latency_chart(outcome: &Outcome, path: &Path) -> anyhow::Result<()> {
-    let count = outcome.latency.len().max(1) as f64;
-    let x_max = count.log10().ceil().clamp(2.0, 6.0);
-    let curve = |histogram: &Histogram<u64>| -> Vec<(f64, f64)> {
-        let mut points: Vec<(f64, f64)> = histogram
-            .iter_quantiles(4)
-            .map(|v| (v.quantile_iterated_to(), ms(v.value_iterated_to())))
-            .filter(|(q, _)| *q < 1.0)
-            .map(|(q, value)| (percentile_axis(q).min(x_max), value))
-            .collect();
-        if !histogram.is_empty() {
-            points.push((x_max, ms(histogram.max())));
-        }
-        points
-    };
+    let x_max = percentile_axis_end(&outcome.latency);
     let closed = outcome.options.mode == Mode::Closed;
-    let mut series = vec![(if closed { "latency" } else { "from due (corrected)" }, BLUE, curve(&outcome.latency))];
+    let mut series = vec![(
+        if closed { "latency" } else { "from due (corrected)" },
+        BLUE,
+        percentile_curve(&outcome.latency, x_max),
+    )];
     if !closed {
-        series.push(("from sent (uncorrected)", RED, curve(&outcome.uncorrected)));
+        series.push(("from sent (uncorrected)", RED, percentile_curve(&outcome.uncorrected, x_max)));
     }
-    LineChart {
-        title: "Latency by percentile",
-        x_max,
-        y_max: ms(outcome.latency.max()).max(ms(outcome.uncorrected.max())).max(0.001) * 1.05,
-        x_desc: "percentile",
-        y_desc: "latency (ms)",
-        x_ticks: Some((x_max as usize + 1, percentile_label)),
-        legend: SeriesLabelPosition::UpperLeft,
-        series,
-    }
-    .draw(path)
+    LineChart::percentiles("Latency by percentile", x_max, series).draw(path)
 }
 
 /// A value of each second, at the middle of that second.

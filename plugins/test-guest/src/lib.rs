@@ -52,6 +52,8 @@ fn handle(req: Request) -> Response {
         ["db", "open", address] => reply(200, open(address).map(|_| json!("opened"))),
         ["db", "open-many", count] => reply(200, open_many(count.parse().unwrap_or(0))),
         ["db", "roundtrip"] => reply(200, roundtrip()),
+        ["db", "select", count] => reply(200, select_one(count.parse().unwrap_or(0))),
+        ["bcrypt-verify"] => bcrypt_verify(req.body()),
         ["db", "transaction"] => reply(200, transaction()),
         ["db", "v3"] => reply(200, older_postgres_3()),
         ["db", "v2"] => reply(200, older_postgres_2()),
@@ -183,6 +185,28 @@ fn open_many(count: usize) -> Result<Value, String> {
 fn db() -> Result<Connection, String> {
     let address = spin_sdk::variables::get("database").map_err(|e| format!("{e:?}"))?;
     open(&address)
+}
+
+/// Opens the database and runs `SELECT 1` `count` times on that one
+/// connection: what one host database call costs, for the benchmarks.
+fn select_one(count: u32) -> Result<Value, String> {
+    let conn = db()?;
+    for _ in 0..count {
+        conn.query("SELECT 1", &[]).map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(json!(count))
+}
+
+/// Checks a password (the body's first line) against a bcrypt hash (its
+/// second) inside the component, as the auth service does at login.
+fn bcrypt_verify(body: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(body);
+    match text.split_once('\n') {
+        Some((password, hash)) => {
+            reply(200, bcrypt::verify(password, hash.trim()).map(|ok| json!(ok)).map_err(|e| e.to_string()))
+        }
+        None => reply(400, Err("the body is a password and a hash, one a line".into())),
+    }
 }
 
 /// The same database through `spin:postgres@3.0.0` (spin-sdk 5's `pg3`):
