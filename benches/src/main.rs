@@ -619,6 +619,7 @@ async fn soak(
     scenario.requests.push(RequestTemplate {
         name: Some("GET /items/api/v1/items/{id}".into()),
         weight: 2,
+        method: "GET".into(),
         path: format!("{base}{ITEMS_PATH}{{id}}"),
         json: None,
         capture: BTreeMap::new(),
