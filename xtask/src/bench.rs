@@ -75,9 +75,7 @@ pub fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     let measured = (|| {
         step("the parts alone: micro-benchmarks (divan)");
         let mut micro = micro_benchmarks();
-        micro
-            .env("DATABASE_URL", &platform.database_url)
-            .env("GATEHOUSE_COMPONENTS_DIR", components_dir());
+        micro.env("DATABASE_URL", &platform.database_url).env("GATEHOUSE_COMPONENTS_DIR", components_dir());
         let micro = tee(micro)?;
 
         step("the platform against native code: full stack, login under load, memory and a soak");
