@@ -782,6 +782,11 @@ credentials = true
         proxy
     }
 
+    /// The proxy's process id (for its CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+
     /// The proxy binary on the configuration in `dir`, listening at `(addr,
     /// admin_addr)`.
     fn spawn(
