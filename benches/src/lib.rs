@@ -184,3 +184,14 @@ pub fn processes_named(name: &str) -> Vec<u32> {
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim_end() == name))
         .collect()
 }
+
+/// Waits up to 30 s for `what` (a process this benchmark started) to accept
+/// connections at `addr`.
+pub fn wait_listening(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "{what} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -30,7 +30,7 @@ use anyhow::{Context as _, bail};
 use benches::loadgen::report::{LineChart, Percentiles, percentile_axis_end, percentile_curve};
 use benches::loadgen::scenario::RequestTemplate;
 use benches::loadgen::{self, Credentials, HttpVersion, Mode, Outcome, RunOptions, Scenario};
-use benches::{Rounds, process_cpu_time, processes_named, resident_memory};
+use benches::{Rounds, process_cpu_time, processes_named, resident_memory, wait_listening};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use plotters::style::{BLUE, GREEN, RED, RGBColor};
@@ -205,11 +205,7 @@ impl Native {
             .spawn()
             .with_context(|| format!("starting {} (cargo build --release -p benches)", args.native.display()))?;
         let native = Self { child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(args.native_listen).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "gatehouse-native did not listen on {}", args.native_listen);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(args.native_listen, "gatehouse-native")?;
         Ok(native)
     }
 }

@@ -16,10 +16,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use benches::{Rounds, Tally, load, process_cpu_time, serve_native};
+use benches::{Rounds, Tally, load, process_cpu_time, serve_native, wait_listening};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -91,11 +91,7 @@ auth = "required"
                 format!("starting {} (build it with `cargo build --release -p proxy`)", args.proxy.display())
             })?;
         let proxy = Self { addr, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(addr).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "the proxy did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(addr, "the proxy")?;
         Ok(proxy)
     }
 }
