@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use benches::loadgen::report::{LineChart, Percentiles, percentile_axis_end, percentile_curve};
 use benches::loadgen::scenario::RequestTemplate;
-use benches::loadgen::{self, Credentials, HttpVersion, Mode, Outcome, RunOptions, Scenario};
+use benches::loadgen::{self, Credentials, HttpVersion, Mode, Outcome, RunOptions, Scenario, latency_histogram};
 use benches::{Rounds, process_cpu_time, processes_named, resident_memory, wait_listening};
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -164,7 +164,7 @@ struct Cell {
 
 impl Cell {
     fn new() -> Self {
-        Self { latency: histogram(), ok: 0, errors: 0, measured: Duration::ZERO, cpu: Cpu::default() }
+        Self { latency: latency_histogram(), ok: 0, errors: 0, measured: Duration::ZERO, cpu: Cpu::default() }
     }
 
     fn add(&mut self, outcome: &Outcome, before: Cpu, after: Cpu) {
@@ -184,10 +184,6 @@ impl Cell {
     fn cpu_us_per_request(&self, column: usize) -> f64 {
         self.cpu[column].as_secs_f64() * 1e6 / (self.ok + self.errors).max(1) as f64
     }
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// The native yardstick, stopped when dropped.
@@ -337,7 +333,9 @@ async fn compare(
                 cell.add(&outcome, before, processes.cpu());
             }
         }
-        let native_rate = cells[0].rate();
+        let rate_of =
+            |via: Via| cells[targets.iter().position(|t| t.via == via).expect("every target is measured")].rate();
+        let native_rate = rate_of(Via::Native);
         for (target, cell) in targets.iter().zip(&cells) {
             let p = Percentiles::of(&cell.latency);
             let cpu: Vec<String> = (0..CPU_COLUMNS.len())
@@ -363,10 +361,7 @@ async fn compare(
                     .collect::<serde_json::Map<_, _>>(),
             }));
         }
-        let ratio = |via: Via| {
-            let at = targets.iter().position(|t| t.via == via).expect("every target is measured");
-            cells[at].rate() / native_rate.max(f64::EPSILON)
-        };
+        let ratio = |via: Via| rate_of(via) / native_rate.max(f64::EPSILON);
         writeln!(
             goals,
             "- {}: host alone **{:.2}×** native (goal ≥ 0.8×), through the proxy **{:.2}×** (goal ≥ 0.6×)",
@@ -400,7 +395,7 @@ async fn compare(
 /// with the user's token, directly with the identity the proxy would sign.
 fn scenario_for(operation: &Operation, target: &Target, user: &User, identity_key: &str) -> Scenario {
     let headers: BTreeMap<String, String> = match target.via {
-        Via::Proxy => BTreeMap::from([("authorization".into(), format!("Bearer {}", user.token))]),
+        Via::Proxy => bearer(user),
         Via::Native | Via::Host => {
             host::identity::signed_headers(identity_key.as_bytes(), operation.method, operation.path, &user.id)
                 .into_iter()
@@ -425,9 +420,9 @@ async fn check_answers(
     let client = reqwest::Client::new();
     let mut seen: Option<Value> = None;
     for target in targets {
-        let template = &scenario_for(operation, target, user, identity_key).requests[0];
-        let mut request = client.request(operation.method.parse()?, &template.path);
-        for (name, value) in &scenario_for(operation, target, user, identity_key).headers {
+        let scenario = scenario_for(operation, target, user, identity_key);
+        let mut request = client.request(operation.method.parse()?, &scenario.requests[0].path);
+        for (name, value) in &scenario.headers {
             request = request.header(name, value);
         }
         if let Some(body) = &operation.json {
@@ -485,12 +480,16 @@ async fn run(
     loadgen::run(scenario, None, Credentials::default(), options).await
 }
 
+/// The header that carries `user`'s token.
+fn bearer(user: &User) -> BTreeMap<String, String> {
+    BTreeMap::from([("authorization".to_owned(), format!("Bearer {}", user.token))])
+}
+
 /// The listing and the profile through the proxy, as a mix.
 fn other_routes(base: &str, user: &User) -> Scenario {
-    let authorization = BTreeMap::from([("authorization".to_owned(), format!("Bearer {}", user.token))]);
     let mut scenario = Scenario::single("GET", &format!("{base}{ITEMS_PATH}"), BTreeMap::new(), None);
     // Per request, so that a request of another user's can join the mix.
-    scenario.requests[0].headers = authorization;
+    scenario.requests[0].headers = bearer(user);
     let mut me = scenario.requests[0].clone();
     me.path = format!("{base}{ME_PATH}");
     scenario.requests.push(me);
@@ -580,7 +579,7 @@ fn memory(processes: &Processes) -> Vec<(&'static str, u64, u64)> {
     processes
         .named()
         .into_iter()
-        .filter_map(|(name, pid)| pid.map(|pid| (name, resident_memory(pid).0, resident_memory(pid).1)))
+        .filter_map(|(name, pid)| pid.map(resident_memory).map(|(now, peak)| (name, now, peak)))
         .collect()
 }
 
@@ -600,7 +599,6 @@ async fn soak(
 ) -> anyhow::Result<Value> {
     let base = format!("http://{}", args.proxy);
     let mut scenario = other_routes(&base, &users[0]);
-    let bearer = |user: &User| BTreeMap::from([("authorization".to_owned(), format!("Bearer {}", user.token))]);
     scenario.requests.push(RequestTemplate {
         name: Some("POST /items/api/v1/items/".into()),
         weight: 1,

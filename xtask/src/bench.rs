@@ -2,11 +2,13 @@
 //! report they make, `benches/results/<date>-<commit>.md` with its charts in
 //! the folder of the same name.
 //!
-//! In order: the host alone (`gatehouse-hostbench`), the parts alone (divan
-//! micro-benchmarks), the proxy alone (`gatehouse-proxybench`), then the
-//! platform in release mode against native code (`gatehouse-load`, whose
-//! options follow `--`). The platform's proxy runs `deploy/proxy.toml` with
-//! its login rate limits lifted, so that logins can saturate the host.
+//! In order: the host alone (`gatehouse-hostbench`) and the proxy alone
+//! (`gatehouse-proxybench`); then, with the platform started in release
+//! mode, the parts alone (divan micro-benchmarks, whose component rows use
+//! the platform's database) and the platform against native code
+//! (`gatehouse-load`, whose options follow `--`). The platform's proxy runs
+//! `deploy/proxy.toml` with its rate limits lifted, so that logins can
+//! saturate the host.
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
@@ -20,14 +22,14 @@ use crate::{
     check, components_dir, project_root, run, step,
 };
 
-/// What the report's charts folder is called, and where reports go.
+/// Where reports go, each with a folder of charts beside it.
 const RESULTS: &str = "benches/results";
 /// The proxy configuration the platform runs here: made from the deployed
 /// one, in a folder at the same depth so its relative paths hold.
 const BENCH_PROXY_CONFIG: &str = ".gatehouse/bench-proxy.toml";
 
-/// One part of the report: a heading, what it measures, and the program's
-/// output (Markdown as it is, or text in a code block).
+/// One part of the report: a heading and the program's output (Markdown as
+/// it is, or text in a code block).
 struct Section {
     heading: &'static str,
     output: String,
@@ -49,25 +51,17 @@ pub fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     run(build_micro)?;
     let started = Instant::now();
     let release = project_root().join("target/release");
-    let mut sections = Vec::new();
 
     step("the host alone: start-up, instantiate + call, hello world against native hyper");
     let mut hostbench = Command::new(release.join("gatehouse-hostbench"));
     hostbench.current_dir(project_root()).arg("--components").arg(components_dir());
-    sections.push(Section {
-        heading: "The host alone (`gatehouse-hostbench`)",
-        output: tee(hostbench)?,
-        markdown: false,
-    });
+    let host = Section { heading: "The host alone (`gatehouse-hostbench`)", output: tee(hostbench)?, markdown: false };
 
     step("the proxy alone: pass-through to a native upstream against directly, token verification");
     let mut proxybench = Command::new(release.join("gatehouse-proxybench"));
     proxybench.current_dir(project_root());
-    sections.push(Section {
-        heading: "The proxy alone (`gatehouse-proxybench`)",
-        output: tee(proxybench)?,
-        markdown: false,
-    });
+    let proxy =
+        Section { heading: "The proxy alone (`gatehouse-proxybench`)", output: tee(proxybench)?, markdown: false };
 
     let proxy_config = bench_proxy_config()?;
     let options = PlatformOptions { release: true, proxy_config: &proxy_config, extra_packages: &["benches"] };
@@ -102,14 +96,13 @@ pub fn bench(extra_args: &[String]) -> anyhow::Result<()> {
     })();
     platform.stop();
     let (micro, load) = measured?;
-    sections.insert(
-        0,
+    // The platform first: it is what the report is for.
+    let sections = [
         Section { heading: "The platform against native code (`gatehouse-load`)", output: load, markdown: true },
-    );
-    sections.insert(
-        3,
+        host,
+        proxy,
         Section { heading: "The parts alone (`cargo bench -p benches --bench micro`)", output: micro, markdown: false },
-    );
+    ];
 
     let command = if extra.is_empty() {
         "cargo xtask bench".to_owned()

@@ -8,5 +8,5 @@ pub mod runner;
 pub mod scenario;
 
 pub use report::Report;
-pub use runner::{Credentials, HttpVersion, Mode, Outcome, RunOptions, run, run_until};
+pub use runner::{Credentials, HttpVersion, Mode, Outcome, RunOptions, latency_histogram, run, run_until};
 pub use scenario::Scenario;

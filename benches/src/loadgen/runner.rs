@@ -123,7 +123,7 @@ pub struct Second {
 
 impl Outcome {
     fn new(target: String, options: RunOptions, names: Vec<String>) -> Self {
-        let histogram = || Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("valid histogram bounds");
+        let histogram = latency_histogram;
         Outcome {
             target,
             options,
@@ -205,6 +205,12 @@ struct Timing {
     due: Instant,
     sent: Instant,
     done: Instant,
+}
+
+/// An empty histogram of latencies in microseconds, as every run records
+/// them (so that any two can be added).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("valid histogram bounds")
 }
 
 fn micros(duration: Duration) -> u64 {
