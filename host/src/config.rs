@@ -34,6 +34,7 @@
 //! file = "../target/wasm32-wasip2/release/auth.wasm"
 //! databases = ["app"]
 //! memory_bytes = 201326592 # optional: this component's own memory cap
+//! priority = "low"          # optional: bcrypt at login yields to the others
 //! key_value_stores = ["default"]
 //! allowed_outbound_hosts = []  # outbound HTTP, Spin's syntax; none by default
 //! [component.auth.migrations]   # applied by `gatehouse-setup`, not the host
@@ -52,6 +53,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use crate::executor::Priority;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -364,6 +367,12 @@ pub struct ComponentConfig {
     /// This component's own `[limits] warm_instances`.
     #[serde(default)]
     pub warm_instances: Option<usize>,
+    /// `"low"` runs its guests on threads the kernel serves last, with
+    /// database pools of their own (see `executor.rs`): for CPU-heavy work
+    /// such as password hashing, which must not delay the other components
+    /// when the machine is busy.
+    #[serde(default)]
+    pub priority: Priority,
     /// Environment variables the component sees (WASI `environ`), as Spin's
     /// `environment`. Nothing of the host's own environment is passed.
     #[serde(default)]

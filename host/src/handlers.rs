@@ -107,13 +107,15 @@ impl Handler {
     }
 
     /// Runs the guest on `req` in its own task (holding `slots` until it
-    /// ends), so it can keep writing the body after the head of its
-    /// response is sent. `answer` gets the response, or why there is none;
+    /// ends), on `executor` or else the current runtime, so it can keep
+    /// writing the body after the head of its response is sent. `answer` gets the response, or why there is none;
     /// the task's own result says how the guest ended (a trap after the head
     /// is only seen there). A new instance lives in a store from
     /// `new_store`, and `instantiated` is called when one is made.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         &self,
+        executor: Option<&tokio::runtime::Handle>,
         new_store: impl FnOnce() -> Store<RequestState> + Send + 'static,
         instantiated: impl FnOnce() + Send + 'static,
         req: Request<GuestRequestBody>,
@@ -124,7 +126,7 @@ impl Handler {
         let handler = self.clone();
         // The guest's host calls log inside the request's span.
         let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
+        let task = tracing::Instrument::instrument(
             async move {
                 // The request's concurrency slots are held until the guest has
                 // ended, body and all, not just until its response head.
@@ -139,7 +141,11 @@ impl Handler {
                 }
             },
             span,
-        ))
+        );
+        match executor {
+            Some(executor) => executor.spawn(task),
+            None => tokio::spawn(task),
+        }
     }
 }
 

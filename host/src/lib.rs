@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod config;
+pub mod executor;
 mod guest_log;
 pub mod handlers;
 mod host_call;

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::executor::Priority;
+
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
@@ -43,6 +45,14 @@ struct ComponentMetrics {
     count: AtomicU64,
     sum_micros: AtomicU64,
     instantiations: AtomicU64,
+}
+
+/// One database pool's connections, for the gauges.
+pub struct PoolGauge {
+    pub database: String,
+    pub priority: Priority,
+    pub size: u32,
+    pub idle: usize,
 }
 
 /// Every component's counters, made once at start-up.
@@ -94,7 +104,7 @@ impl Metrics {
 
     /// The text exposition format; `pools` adds each database pool's
     /// connections in use and idle.
-    pub fn render(&self, pools: &[(String, u32, usize)]) -> String {
+    pub fn render(&self, pools: &[PoolGauge]) -> String {
         let mut out = String::new();
         out.push_str("# HELP gatehouse_requests_total Requests by component and response status.\n");
         out.push_str("# TYPE gatehouse_requests_total counter\n");
@@ -144,10 +154,16 @@ impl Metrics {
         }
         out.push_str("# HELP gatehouse_db_pool_connections Pooled database connections by state.\n");
         out.push_str("# TYPE gatehouse_db_pool_connections gauge\n");
-        for (database, size, idle) in pools {
+        for PoolGauge { database, priority, size, idle } in pools {
+            // The low-priority guests' own pools are told apart by a label
+            // of their own; the others' lines are as they always were.
+            let labels = match priority {
+                Priority::Normal => format!("database=\"{database}\""),
+                Priority::Low => format!("database=\"{database}\",priority=\"low\""),
+            };
             let in_use = (*size as usize).saturating_sub(*idle);
-            let _ = writeln!(out, "gatehouse_db_pool_connections{{database=\"{database}\",state=\"in_use\"}} {in_use}");
-            let _ = writeln!(out, "gatehouse_db_pool_connections{{database=\"{database}\",state=\"idle\"}} {idle}");
+            let _ = writeln!(out, "gatehouse_db_pool_connections{{{labels},state=\"in_use\"}} {in_use}");
+            let _ = writeln!(out, "gatehouse_db_pool_connections{{{labels},state=\"idle\"}} {idle}");
         }
         out
     }
@@ -166,7 +182,10 @@ mod tests {
         m.failed("items", Failure::Trap);
         m.observe("unknown", 200, Duration::ZERO);
         m.unrouted();
-        let text = m.render(&[("app".into(), 3, 1)]);
+        let text = m.render(&[
+            PoolGauge { database: "app".into(), priority: Priority::Normal, size: 3, idle: 1 },
+            PoolGauge { database: "app".into(), priority: Priority::Low, size: 1, idle: 1 },
+        ]);
         for line in [
             "gatehouse_requests_total{component=\"items\",status=\"200\"} 2",
             "gatehouse_requests_total{component=\"items\",status=\"404\"} 1",
@@ -176,6 +195,8 @@ mod tests {
             "gatehouse_response_head_seconds_count{component=\"items\"} 3",
             "gatehouse_unrouted_requests_total 1",
             "gatehouse_db_pool_connections{database=\"app\",state=\"in_use\"} 2",
+            "gatehouse_db_pool_connections{database=\"app\",priority=\"low\",state=\"in_use\"} 0",
+            "gatehouse_db_pool_connections{database=\"app\",priority=\"low\",state=\"idle\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -19,11 +19,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::{ComponentConfig, InstanceAllocation, Limits, Manifest};
+use crate::executor::{self, Priority};
 use crate::guest_log::GuestLog;
 use crate::handlers::{CompletedBody, GuestBody, GuestOutcome, GuestRequestBody, Handler};
 use crate::identity::{IdentityVerifier, Verdict};
 use crate::key_value::{self, KeyValueView, RequestStores, StoreGrants};
-use crate::metrics::{Failure, Metrics};
+use crate::metrics::{Failure, Metrics, PoolGauge};
 use crate::outbound_http::{AllowedHosts, OutboundHttp, OwnListeners};
 use crate::postgres::{self, DatabaseGrants, PostgresView, RequestDatabases};
 use crate::routes::{self, RequestFacts, RoutePattern};
@@ -84,6 +85,9 @@ struct Service {
     db_connections: u32,
     /// Largest response body this component may send.
     max_response_bytes: u64,
+    /// Where its guests run: the low-priority runtime, or (`None`) the one
+    /// serving the request.
+    executor: Option<tokio::runtime::Handle>,
 }
 
 impl Service {
@@ -134,6 +138,10 @@ pub struct Runtime {
     metrics: Arc<Metrics>,
     /// The databases, for readiness and the pool gauges.
     pools: BTreeMap<String, sqlx::PgPool>,
+    /// The low-priority components' own pools (empty if there are none):
+    /// in the gauges, never in readiness, which must not wait on a runtime
+    /// that is starved by design.
+    low_priority_pools: BTreeMap<String, sqlx::PgPool>,
     /// Set once shutdown has begun: not ready for new traffic.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -282,8 +290,14 @@ impl Runtime {
         let handlers =
             link_components(&engine, &manifest.component).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
         let known_stores: Vec<String> = manifest.key_value_store.keys().cloned().collect();
+        let any_low = manifest.component.values().any(|c| c.priority == Priority::Low);
+        let low_priority_pools = if any_low { executor::low_priority_pools(pools) } else { BTreeMap::new() };
         let mut services = Vec::new();
         for (name, config) in &manifest.component {
+            let (pools, executor) = match config.priority {
+                Priority::Normal => (pools, None),
+                Priority::Low => (&low_priority_pools, Some(executor::low_priority().clone())),
+            };
             let grants =
                 DatabaseGrants::new(config.databases.iter().map(|db| (db.clone(), pools[db].clone())).collect());
             let stores = config
@@ -313,6 +327,7 @@ impl Runtime {
                 timeout_ms: config.timeout_ms.unwrap_or(limits.timeout_ms),
                 db_connections: config.db_connections_per_request.unwrap_or(limits.db_connections_per_request),
                 max_response_bytes: config.max_response_bytes.unwrap_or(limits.max_response_bytes),
+                executor,
             }));
         }
         let key_env = &manifest.server.identity_key_env;
@@ -328,6 +343,7 @@ impl Runtime {
             identity,
             metrics,
             pools: pools.clone(),
+            low_priority_pools,
             draining: Default::default(),
             engine,
             services,
@@ -366,13 +382,24 @@ impl Runtime {
 
     /// The counters in Prometheus' text format.
     pub fn metrics_text(&self) -> String {
-        let pools: Vec<_> = self.pools.iter().map(|(name, p)| (name.clone(), p.size(), p.num_idle())).collect();
-        self.metrics.render(&pools)
+        let pools = [(Priority::Normal, &self.pools), (Priority::Low, &self.low_priority_pools)];
+        let gauges: Vec<_> = pools
+            .into_iter()
+            .flat_map(|(priority, pools)| {
+                pools.iter().map(move |(name, p)| PoolGauge {
+                    database: name.clone(),
+                    priority,
+                    size: p.size(),
+                    idle: p.num_idle(),
+                })
+            })
+            .collect();
+        self.metrics.render(&gauges)
     }
 
     /// Closes the database pools, once no request uses this runtime.
     pub async fn close_pools(&self) {
-        for pool in self.pools.values() {
+        for pool in self.pools.values().chain(self.low_priority_pools.values()) {
             pool.close().await;
         }
     }
@@ -476,7 +503,8 @@ impl Runtime {
         let new_store = move || recipe.new_store(&engine, own);
         let (metrics, component) = (self.metrics.clone(), service.name.clone());
         let instantiated = move || metrics.instantiated(&component);
-        let task = service.handler.spawn(new_store, instantiated, req, budget, sender, slots);
+        let task =
+            service.handler.spawn(service.executor.as_ref(), new_store, instantiated, req, budget, sender, slots);
 
         match receiver.await {
             Ok(Ok(response)) => {

@@ -20,6 +20,7 @@
 //!
 //! [component.hello]           # what Spin has no key for
 //! memory_bytes = 134217728
+//! priority = "low"
 //! ```
 //!
 //! From `spin.toml`: HTTP triggers (routes, with the application's base),
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::{
-    ComponentConfig, DatabaseConfig, KeyValueStoreConfig, KeyValueStoreKind, Limits, Manifest, ServerConfig,
+    ComponentConfig, DatabaseConfig, KeyValueStoreConfig, KeyValueStoreKind, Limits, Manifest, Priority, ServerConfig,
     VariableSource,
 };
 use crate::outbound_http::AllowedHosts;
@@ -188,6 +189,7 @@ struct ComponentLimits {
     db_connections_per_request: Option<u32>,
     max_response_bytes: Option<u64>,
     warm_instances: Option<usize>,
+    priority: Option<Priority>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpinAppError> {
@@ -391,6 +393,7 @@ fn to_component(
         db_connections_per_request: limits.and_then(|l| l.db_connections_per_request),
         max_response_bytes: limits.and_then(|l| l.max_response_bytes),
         warm_instances: limits.and_then(|l| l.warm_instances),
+        priority: limits.and_then(|l| l.priority).unwrap_or_default(),
         environment: spin.environment.clone(),
         key_value_stores: spin.key_value_stores.clone(),
         allowed_outbound_hosts,
@@ -475,6 +478,7 @@ mod tests {
         url_env = "DATABASE_URL"
         [component.hello]
         memory_bytes = 1048576
+        priority = "low"
     "#;
 
     fn manifest(spin: &str, runtime: &str, env: &[(&str, &str)]) -> Result<Manifest, String> {
@@ -502,6 +506,8 @@ mod tests {
             "only the address its allow-list reaches"
         );
         assert_eq!(hello.memory_bytes, Some(1 << 20));
+        assert_eq!(hello.priority, Priority::Low);
+        assert_eq!(m.component["hello#2"].priority, Priority::Low, "each route of the component");
         assert_eq!(hello.environment["DB_URL"], "host=localhost user=postgres dbname=spin_dev");
         assert!(matches!(&hello.variables["message"], VariableSource::Literal(v) if v == "hello, world"));
         assert!(matches!(&hello.variables["key"], VariableSource::Literal(v) if v == "k3y"));

@@ -146,6 +146,55 @@ fn a_looping_guest_is_interrupted_with_504() {
     });
 }
 
+/// The threads of the low-priority runtime in this process: each one's nice
+/// value, and the CPU time (in clock ticks) all of them have used.
+fn low_priority_threads() -> (Vec<i64>, u64) {
+    let (mut nice, mut ticks) = (Vec::new(), 0);
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        if !head.ends_with(&format!("({}", host::executor::LOW_THREAD_NAME)) {
+            continue;
+        }
+        // After the name: state is field 3, utime 14, stime 15, nice 19.
+        let fields: Vec<&str> = rest.split(' ').collect();
+        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        nice.push(fields[16].parse().unwrap());
+    }
+    (nice, ticks)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_low_priority_component_runs_on_the_threads_served_last_with_everything_granted() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    // Its database sessions (from pools of its own), transactions and
+    // key-value store work as they do for the others.
+    for route in ["db/roundtrip", "db/transaction"] {
+        let (status, body) = get(&host, &format!("/background/{route}")).await;
+        assert!(status == 200 && body.get("ok").is_some(), "{route}: {body}");
+        assert_eq!(body, get(&host, &format!("/guest/{route}")).await.1, "{route}");
+    }
+    assert_eq!(get(&host, "/background/kv/set/colour/blue").await, (200, json!({ "ok": "set" })));
+    assert_eq!(get(&host, "/guest/kv/get/colour").await, (200, json!({ "ok": "blue" })), "the same store");
+    let metrics = reqwest::get(format!("http://{}/metrics", host.admin_addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"gatehouse_db_pool_connections{database="app",priority="low",state="idle"}"#));
+
+    // A guest that spins burns the low-priority threads' CPU, not the
+    // server's, and its budget still ends it.
+    let (_, before) = low_priority_threads();
+    let spinning = tokio::spawn(reqwest::get(host.url("/background/loop")));
+    wait_until_guest_spins(&db).await;
+    assert_still_serving(&host).await;
+    assert_eq!(spinning.await.unwrap().expect("request").status().as_u16(), 504);
+    let (nice, after) = low_priority_threads();
+    assert!(!nice.is_empty() && nice.iter().all(|n| *n == 19), "low-priority threads at nice 19: {nice:?}");
+    assert!(after > before, "the spinning guest used no CPU on the low-priority threads");
+    assert_connections_returned(&host).await;
+    host.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_guest_exhausting_memory_fails_its_request_only() {
     let db = TestDatabase::create().await;

@@ -290,6 +290,7 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         file = "auth.wasm"
         databases = ["app"]
         memory_bytes = 201326592
+        priority = "low"
         [component.auth.variables]
         database = "app"
         secret_key = {{ env = "SECRET_KEY" }}
@@ -352,6 +353,16 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         max_concurrent_requests = 1
         db_connections_per_request = 1
         [component.single.variables]
+        database = "app"
+
+        # The test guest on the low-priority threads, with pools of its own.
+        [component.background]
+        route = "/background/..."
+        file = "test_guest.wasm"
+        databases = ["app"]
+        key_value_stores = ["default"]
+        priority = "low"
+        [component.background.variables]
         database = "app"
 
         # The same guests with nothing granted.
