@@ -2,11 +2,12 @@
 //!
 //! A component runs on the runtime that serves its request, beside every
 //! other, unless its manifest entry says `priority = "low"`. Then its guests
-//! run on a second runtime whose threads the kernel schedules at the lowest
-//! priority (nice 19): while the machine is busy they get only the CPU no
-//! one else wants, and when it is idle they get all of it. A flood of
-//! CPU-heavy requests (password hashing at login) then slows its own
-//! requests, not everyone's.
+//! run on a second runtime whose threads the kernel schedules last (Linux's
+//! `SCHED_IDLE`, and nice 19 where that policy is refused): while the
+//! machine is busy they get only the CPU no one else wants, and any other
+//! thread that wakes takes the core from them at once; when the machine is
+//! idle they get all of it. A flood of CPU-heavy requests (password hashing
+//! at login) then slows its own requests, not everyone's.
 //!
 //! Such a component also gets database pools of its own, opened on that
 //! runtime. A socket is driven by the runtime that opened it, and a starved
@@ -55,6 +56,18 @@ pub fn low_priority() -> &'static tokio::runtime::Handle {
 
 #[cfg(unix)]
 fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(e) = thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            ThreadPriority::Min,
+            idle,
+        ) {
+            tracing::warn!(error = ?e, "cannot schedule a guest thread as idle; lowering its nice value only");
+        }
+    }
     // On Linux a nice value belongs to a thread, and "process 0" is the
     // calling thread: the other threads of the host are left as they are.
     // Lowering one's own priority needs no privilege.
@@ -85,7 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn low_priority_threads_run_at_nice_19_and_leave_the_callers_alone() {
+    fn low_priority_threads_are_idle_class_at_nice_19_and_leave_the_callers_alone() {
         let own = rustix::process::getpriority_process(None).unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         low_priority().spawn(async move {
@@ -94,6 +107,12 @@ mod tests {
         });
         let on_low = receiver.recv().unwrap();
         assert_eq!(on_low, (LOW_NICE, Some(LOW_THREAD_NAME.to_owned())));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        low_priority().spawn(async move { sender.send(thread_priority::thread_schedule_policy().unwrap()).unwrap() });
+        assert_eq!(
+            receiver.recv().unwrap(),
+            thread_priority::ThreadSchedulePolicy::Normal(thread_priority::NormalThreadSchedulePolicy::Idle)
+        );
         assert_eq!(rustix::process::getpriority_process(None).unwrap(), own, "the calling thread keeps its priority");
     }
 }

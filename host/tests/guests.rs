@@ -146,22 +146,24 @@ fn a_looping_guest_is_interrupted_with_504() {
     });
 }
 
-/// The threads of the low-priority runtime in this process: each one's nice
-/// value, and the CPU time (in clock ticks) all of them have used.
-fn low_priority_threads() -> (Vec<i64>, u64) {
-    let (mut nice, mut ticks) = (Vec::new(), 0);
+/// The threads of the low-priority runtime in this process: each one's
+/// scheduling policy and nice value, and the CPU time (in clock ticks) all
+/// of them have used.
+fn low_priority_threads() -> (Vec<(u32, i64)>, u64) {
+    let (mut scheduling, mut ticks) = (Vec::new(), 0);
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
         if !head.ends_with(&format!("({}", host::executor::LOW_THREAD_NAME)) {
             continue;
         }
-        // After the name: state is field 3, utime 14, stime 15, nice 19.
+        // After the name: state is field 3, utime 14, stime 15, nice 19,
+        // policy 41.
         let fields: Vec<&str> = rest.split(' ').collect();
         ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        nice.push(fields[16].parse().unwrap());
+        scheduling.push((fields[38].parse().unwrap(), fields[16].parse().unwrap()));
     }
-    (nice, ticks)
+    (scheduling, ticks)
 }
 
 #[cfg(target_os = "linux")]
@@ -188,8 +190,12 @@ async fn a_low_priority_component_runs_on_the_threads_served_last_with_everythin
     wait_until_guest_spins(&db).await;
     assert_still_serving(&host).await;
     assert_eq!(spinning.await.unwrap().expect("request").status().as_u16(), 504);
-    let (nice, after) = low_priority_threads();
-    assert!(!nice.is_empty() && nice.iter().all(|n| *n == 19), "low-priority threads at nice 19: {nice:?}");
+    let (scheduling, after) = low_priority_threads();
+    // SCHED_IDLE is policy 5.
+    assert!(
+        !scheduling.is_empty() && scheduling.iter().all(|s| *s == (5, 19)),
+        "low-priority threads are SCHED_IDLE at nice 19: {scheduling:?}"
+    );
     assert!(after > before, "the spinning guest used no CPU on the low-priority threads");
     assert_connections_returned(&host).await;
     host.shutdown().await;
