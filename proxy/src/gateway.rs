@@ -827,6 +827,10 @@ impl ProxyHttp for Gateway {
             (_, ErrorSource::Downstream) => 400,
             _ => 500,
         };
+        // The connection is not reused after a failure (below): say so in
+        // the answer, or a client may send its next request on it and meet
+        // a reset.
+        session.set_keepalive(None);
         if code > 0 {
             set_compression(session, [0; 3]);
             let detail = match code {

@@ -547,6 +547,10 @@ async fn logins_recoveries_and_sign_ups_are_rate_limited() {
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 429, "{path}");
+        // Refused once its body was read, the connection is closed after the
+        // answer, and the answer says so: a client reusing it would meet a
+        // reset.
+        assert_eq!(response.headers()["connection"], "close", "{path}");
         let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!(wait >= 1, "{wait}");
         let body: Value = response.json().await.unwrap();
