@@ -290,7 +290,6 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         file = "auth.wasm"
         databases = ["app"]
         memory_bytes = 201326592
-        priority = "low"
         [component.auth.variables]
         database = "app"
         secret_key = {{ env = "SECRET_KEY" }}
@@ -356,6 +355,9 @@ pub fn services_manifest(limits: &str, max_connections: u32) -> Manifest {
         database = "app"
 
         # The test guest on the low-priority threads, with pools of its own.
+        # (Auth stays at normal priority here, unlike deploy/host.toml: on a
+        # test machine kept busy by parallel tests, logins on idle-class
+        # threads would wait on the others' CPU and race their budget.)
         [component.background]
         route = "/background/..."
         file = "test_guest.wasm"
