@@ -99,19 +99,21 @@ mod tests {
 
     #[test]
     fn low_priority_threads_are_idle_class_at_nice_19_and_leave_the_callers_alone() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
         let own = rustix::process::getpriority_process(None).unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         low_priority().spawn(async move {
             let name = std::thread::current().name().map(str::to_owned);
-            sender.send((rustix::process::getpriority_process(None).unwrap(), name)).unwrap();
+            let nice = rustix::process::getpriority_process(None).unwrap();
+            sender.send((name, nice, thread_priority::thread_schedule_policy().unwrap())).unwrap();
         });
-        let on_low = receiver.recv().unwrap();
-        assert_eq!(on_low, (LOW_NICE, Some(LOW_THREAD_NAME.to_owned())));
-        let (sender, receiver) = std::sync::mpsc::channel();
-        low_priority().spawn(async move { sender.send(thread_priority::thread_schedule_policy().unwrap()).unwrap() });
         assert_eq!(
             receiver.recv().unwrap(),
-            thread_priority::ThreadSchedulePolicy::Normal(thread_priority::NormalThreadSchedulePolicy::Idle)
+            (
+                Some(LOW_THREAD_NAME.to_owned()),
+                LOW_NICE,
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+            )
         );
         assert_eq!(rustix::process::getpriority_process(None).unwrap(), own, "the calling thread keeps its priority");
     }
